@@ -1,0 +1,153 @@
+"""``rag`` command line: models, index, search (a thin shell over ``rag.engine``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        embedding_model=getattr(args, "embedding_model", None),
+        llm_model=getattr(args, "llm_model", None),
+        search_mode=getattr(args, "mode", None),
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import DEFAULT_MODELS, MODELS, ProvisionError, provision, verify
+
+    settings = _settings(args)
+    keys = args.names or list(DEFAULT_MODELS)
+    unknown = [k for k in keys if k not in MODELS]
+    if unknown:
+        print(
+            f"unknown model(s): {', '.join(unknown)}; known: {', '.join(MODELS)}", file=sys.stderr
+        )
+        return 2
+    for key in keys:
+        try:
+            provision(MODELS[key], settings.models_dir, settings.downloads_dir)
+        except ProvisionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if args.verify:
+            problems = verify(MODELS[key], settings.models_dir)
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            if problems:
+                return 1
+            print(f"{key}: sha256 verified")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    engine = Engine(_settings(args))
+    report = engine.build_index(rebuild=args.rebuild, progress=not args.quiet)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "build_id": report.build_id,
+                    "unchanged": report.unchanged,
+                    "full_rebuild": report.full_rebuild,
+                    "reason": report.reason,
+                    "files_total": report.files_total,
+                    "files_embedded": report.files_embedded,
+                    "files_reused": report.files_reused,
+                    "files_removed": report.files_removed,
+                    "files_skipped": {s.file: s.reason for s in report.files_skipped},
+                    "chunks_total": report.chunks_total,
+                    "chunks_embedded": report.chunks_embedded,
+                    "seconds": round(report.seconds, 3),
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    engine = Engine(_settings(args))
+    hits = engine.search(args.query, k=args.k, mode=args.mode)
+    if args.json:
+        fields = ("rank", "file", "title", "chunk", "start", "end", "score", "text")
+        results = [{f: getattr(h, f) for f in fields} for h in hits]
+        print(json.dumps({"query": args.query, "results": results}, ensure_ascii=False, indent=1))
+        return 0
+    if not hits:
+        print("no passages found")
+    for h in hits:
+        print(f"{h.rank}. {h.file} [{h.start}:{h.end}] score={h.score:.4f}  {h.title}")
+        print("   " + " ".join(h.text.split()))
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", type=Path, help="folder of .txt/.md articles")
+    common.add_argument("--index", type=Path, help="folder where the index lives")
+    common.add_argument(
+        "--embedding-model", help="provisioned key, sentence-transformers name or path"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", parents=[common], help="provision the offline models")
+    p.add_argument("names", nargs="*", help="model keys (default: the default models)")
+    p.add_argument("--verify", action="store_true", help="re-hash the installed files")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("index", parents=[common], help="build or update the index")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="find passages (no LLM)")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=None, help="number of passages")
+    p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from .embeddings import ModelMissingError
+    from .index import IndexError_
+
+    try:
+        return args.func(args)
+    except (IndexError_, ModelMissingError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

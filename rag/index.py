@@ -1,0 +1,516 @@
+"""The on-disk index: FAISS vectors, the chunk table, a BM25 index and a manifest.
+
+Layout of ``index/``::
+
+    CURRENT              name of the live build (replaced atomically)
+    builds/<id>/         one complete build: manifest.json, chunks.jsonl,
+                         vectors.npy, faiss.index, lexical/
+    .lock                held while a build runs
+
+A build is written into a fresh folder and only then named in ``CURRENT`` with
+``os.replace``, so a build killed at any moment leaves the previous index in
+place. The manifest records the size and sha256 of every file of the build, so a
+truncated or altered file is caught on load rather than read as garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+from filelock import FileLock, Timeout
+
+from .chunking import Chunk, chunk_document
+from .corpus import Document, Skipped, read_corpus
+from .lexical import LexicalIndex
+from .models import sha256_of
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
+
+
+class IndexError_(RuntimeError):
+    """Base for index problems; messages tell the user what to do."""
+
+
+class IndexMissingError(IndexError_):
+    pass
+
+
+class IndexCorruptError(IndexError_):
+    pass
+
+
+class IndexBusyError(IndexError_):
+    pass
+
+
+@dataclass
+class BuildReport:
+    build_id: str
+    files_total: int = 0
+    files_embedded: list[str] = field(default_factory=list)
+    files_reused: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    files_skipped: list[Skipped] = field(default_factory=list)
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    full_rebuild: bool = False
+    reason: str = ""
+    seconds: float = 0.0
+    unchanged: bool = False
+
+    def summary(self) -> str:
+        if self.unchanged:
+            return f"index is up to date ({self.files_total} files, {self.chunks_total} chunks)"
+        kind = f"full rebuild ({self.reason})" if self.full_rebuild else "incremental update"
+        lines = [
+            f"{kind}: {self.files_total} files, {self.chunks_total} chunks in {self.seconds:.1f} s",
+            f"  embedded {len(self.files_embedded)} files ({self.chunks_embedded} chunks), "
+            f"reused {len(self.files_reused)}, removed {len(self.files_removed)}",
+        ]
+        lines += [f"  skipped {s.file}: {s.reason}" for s in self.files_skipped]
+        return "\n".join(lines)
+
+
+def choose_faiss_kind(n_vectors: int, setting: str) -> str:
+    """Exact search while it is fast enough; HNSW beyond (see bench/scale.py)."""
+    if setting != "auto":
+        return setting
+    return "flat" if n_vectors < 200_000 else "hnsw"
+
+
+def make_faiss_index(vectors: np.ndarray, kind: str) -> faiss.Index:
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 96
+    elif kind == "ivfpq":
+        nlist = max(16, int(4 * np.sqrt(len(vectors))))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, dim // 8, 8, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = 16
+    else:
+        raise ValueError(f"unknown FAISS index kind {kind!r} (flat, hnsw, ivfpq, auto)")
+    index.add(vectors)
+    return index
+
+
+class Index:
+    """A loaded, verified build: what search needs, read-only."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        faiss_index: faiss.Index,
+        lexical: LexicalIndex,
+    ):
+        self.path = path
+        self.manifest = manifest
+        self.chunks = chunks
+        self.vectors = vectors
+        self.faiss = faiss_index
+        self.lexical = lexical
+
+    @property
+    def build_id(self) -> str:
+        return self.manifest["build_id"]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Index:
+        path = current_build_path(index_dir)
+        manifest_path = path / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"the index manifest {manifest_path} is unreadable ({exc}); "
+                "rebuild it with `rag index --rebuild`"
+            ) from exc
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"the index in {index_dir} has format {manifest.get('format')}, this version "
+                f"reads {FORMAT_VERSION}; rebuild it with `rag index --rebuild`"
+            )
+        _verify_files(path, manifest)
+        try:
+            chunks = [
+                Chunk(**json.loads(line))
+                for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+            vectors = np.load(path / "vectors.npy")
+            faiss_index = faiss.read_index(str(path / "faiss.index"))
+            lexical = LexicalIndex.load(path / "lexical")
+        except Exception as exc:  # verified files that still fail to parse
+            raise IndexCorruptError(
+                f"the index in {path} cannot be read ({exc}); rebuild it with `rag index --rebuild`"
+            ) from exc
+        if not (len(chunks) == len(vectors) == faiss_index.ntotal == manifest["chunks"]):
+            raise IndexCorruptError(
+                f"the index in {path} is inconsistent (chunk counts differ); "
+                "rebuild it with `rag index --rebuild`"
+            )
+        return cls(path, manifest, chunks, vectors, faiss_index, lexical)
+
+
+def current_build_path(index_dir: Path) -> Path:
+    pointer = index_dir / "CURRENT"
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"no index in {index_dir}; build it with `rag index`") from None
+    path = index_dir / "builds" / name
+    if not name or "/" in name or not path.is_dir():
+        raise IndexCorruptError(
+            f"{pointer} names a build that does not exist ({name!r}); "
+            "rebuild the index with `rag index --rebuild`"
+        )
+    return path
+
+
+def current_build_id(index_dir: Path) -> str | None:
+    try:
+        return (index_dir / "CURRENT").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _verify_files(path: Path, manifest: dict) -> None:
+    for rel, meta in manifest.get("files", {}).items():
+        file = path / rel
+        if not file.is_file():
+            raise IndexCorruptError(
+                f"index file {file} is missing; rebuild the index with `rag index --rebuild`"
+            )
+        size = file.stat().st_size
+        if size != meta["size"]:
+            raise IndexCorruptError(
+                f"index file {file} is damaged or half-written ({size} bytes, expected "
+                f"{meta['size']}); rebuild the index with `rag index --rebuild`"
+            )
+        if sha256_of(file) != meta["sha256"]:
+            raise IndexCorruptError(
+                f"index file {file} does not match its checksum; "
+                "rebuild the index with `rag index --rebuild`"
+            )
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def settings_signature(settings: Settings, embedder_fingerprint: str) -> dict:
+    """What, when changed, makes every stored vector or chunk stale."""
+    return {
+        "embedding_model": settings.embedding_model,
+        "embedding_fingerprint": embedder_fingerprint,
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+        "format": FORMAT_VERSION,
+    }
+
+
+class IndexBuilder:
+    """Builds or updates the index for a corpus folder, one build at a time."""
+
+    def __init__(self, settings: Settings, embedder, progress: bool = True):
+        self.settings = settings
+        self.embedder = embedder
+        self.progress = progress
+        self.index_dir = settings.index_dir
+
+    def build(
+        self, rebuild: bool = False, on_progress: Callable[[float, str], None] | None = None
+    ) -> BuildReport:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.index_dir / ".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IndexBusyError(
+                f"another index build is running on {self.index_dir}; "
+                "wait for it to finish and try again"
+            ) from None
+        try:
+            return self._build_locked(rebuild, on_progress or (lambda f, m: None))
+        finally:
+            lock.release()
+
+    def _previous(self) -> Index | None:
+        try:
+            return Index.load(self.index_dir)
+        except IndexMissingError:
+            return None
+        except IndexCorruptError as exc:
+            log.warning("previous index unusable, building from scratch: %s", exc)
+            return None
+
+    def _build_locked(
+        self, rebuild: bool, on_progress: Callable[[float, str], None]
+    ) -> BuildReport:
+        started = time.time()
+        build_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{os.getpid()}"
+        report = BuildReport(build_id=build_id)
+        on_progress(0.0, "reading the corpus")
+        docs, report.files_skipped = read_corpus(self.settings.corpus_dir)
+        report.files_total = len(docs)
+        signature = settings_signature(self.settings, self.embedder.fingerprint)
+
+        previous = None if rebuild else self._previous()
+        if rebuild:
+            report.full_rebuild, report.reason = True, "requested"
+        elif previous is None:
+            report.full_rebuild, report.reason = True, "no usable previous index"
+        elif previous.manifest.get("signature") != signature:
+            report.full_rebuild, report.reason = True, "model or chunk settings changed"
+            previous = None
+
+        old_files: dict[str, dict] = previous.manifest["documents"] if previous else {}
+        old_rows: dict[str, list[int]] = {}
+        if previous:
+            for row, chunk in enumerate(previous.chunks):
+                old_rows.setdefault(chunk.file, []).append(row)
+        current = {d.file for d in docs}
+        report.files_removed = sorted(set(old_files) - current)
+
+        if (
+            previous
+            and not report.files_removed
+            and all(old_files.get(d.file, {}).get("sha256") == d.sha256 for d in docs)
+        ):
+            report.unchanged = True
+            report.chunks_total = len(previous)
+            report.files_reused = [d.file for d in docs]
+            report.build_id = previous.build_id
+            on_progress(1.0, "index is up to date")
+            return report
+
+        # Chunk changed files; reuse rows of unchanged ones.
+        plan: list[tuple[Document, list[Chunk] | list[int]]] = []
+        to_embed: list[Chunk] = []
+        for doc in docs:
+            if previous and old_files.get(doc.file, {}).get("sha256") == doc.sha256:
+                plan.append((doc, old_rows.get(doc.file, [])))
+                report.files_reused.append(doc.file)
+            else:
+                chunks = chunk_document(
+                    doc,
+                    self.embedder.count_tokens,
+                    self.settings.chunk_tokens,
+                    self.settings.chunk_overlap_sentences,
+                )
+                plan.append((doc, chunks))
+                to_embed.extend(chunks)
+                report.files_embedded.append(doc.file)
+        report.chunks_embedded = len(to_embed)
+
+        on_progress(0.1, f"embedding {len(to_embed)} passages")
+        new_vectors = self._embed(to_embed, on_progress)
+
+        chunks: list[Chunk] = []
+        known_tokens: list[list[str] | None] = []  # BM25 tokens of reused chunks
+        rows: list[np.ndarray] = []
+        documents: dict[str, dict] = {}
+        cursor = 0
+        for doc, item in plan:
+            if item and isinstance(item[0], int):
+                assert previous is not None
+                doc_chunks = [previous.chunks[r] for r in item]
+                rows.append(previous.vectors[item])
+                known_tokens.extend(previous.lexical.tokens[r] for r in item)
+            else:
+                doc_chunks = item  # type: ignore[assignment]
+                rows.append(new_vectors[cursor : cursor + len(doc_chunks)])
+                known_tokens.extend([None] * len(doc_chunks))
+                cursor += len(doc_chunks)
+            renumbered = [
+                Chunk(c.file, doc.title, i, c.start, c.end, c.text)
+                for i, c in enumerate(doc_chunks)
+            ]
+            chunks.extend(renumbered)
+            documents[doc.file] = {
+                "sha256": doc.sha256,
+                "title": doc.title,
+                "encoding": doc.encoding,
+                "chunks": len(renumbered),
+                "indexed_at": (
+                    old_files[doc.file]["indexed_at"]
+                    if doc.file in report.files_reused
+                    else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+                ),
+            }
+        dim = self.embedder.dim
+        vectors = (
+            np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+            if rows
+            else np.zeros((0, dim), dtype=np.float32)
+        )
+        report.chunks_total = len(chunks)
+
+        on_progress(0.85, "writing the index")
+        lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
+        self._write(build_id, chunks, vectors, lexical, documents, signature, report, started)
+        report.seconds = time.time() - started
+        on_progress(1.0, "done")
+        return report
+
+    def _embed(self, chunks: list[Chunk], on_progress: Callable[[float, str], None]) -> np.ndarray:
+        if not chunks:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        batch = max(1, self.settings.embedding_batch_size) * 4
+        out = []
+        for i in range(0, len(chunks), batch):
+            part = chunks[i : i + batch]
+            out.append(
+                self.embedder.embed_documents(
+                    [c.text for c in part], [c.title for c in part], progress=self.progress
+                )
+            )
+            done = min(len(chunks), i + batch)
+            on_progress(0.1 + 0.75 * done / len(chunks), f"embedded {done}/{len(chunks)} passages")
+        return np.vstack(out)
+
+    def _write(
+        self,
+        build_id: str,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        lexical: LexicalIndex,
+        documents: dict,
+        signature: dict,
+        report: BuildReport,
+        started: float,
+    ) -> None:
+        builds = self.index_dir / "builds"
+        builds.mkdir(exist_ok=True)
+        staging = builds / f".{build_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+
+        _fsync_write(
+            staging / "chunks.jsonl",
+            "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
+        )
+        with (staging / "vectors.npy").open("wb") as fh:
+            np.save(fh, vectors)
+            fh.flush()
+            os.fsync(fh.fileno())
+        kind = choose_faiss_kind(len(vectors), self.settings.faiss_index)
+        if len(vectors) == 0:
+            kind = "flat"
+        faiss.write_index(make_faiss_index(vectors, kind), str(staging / "faiss.index"))
+        lexical.save(staging / "lexical")
+
+        files = {}
+        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
+            rel = file.relative_to(staging).as_posix()
+            files[rel] = {"size": file.stat().st_size, "sha256": sha256_of(file)}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "build_id": build_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "corpus_dir": str(self.settings.corpus_dir),
+            "embedding_model": self.settings.embedding_model,
+            "embedding_dtype": self.embedder.dtype,
+            "dimension": int(self.embedder.dim),
+            "faiss_index": kind,
+            "chunker": {
+                "splitter": "razdel",
+                "max_tokens": self.settings.chunk_tokens,
+                "overlap_sentences": self.settings.chunk_overlap_sentences,
+            },
+            "signature": signature,
+            "documents": documents,
+            "chunks": len(chunks),
+            "counts": {
+                "files": report.files_total,
+                "files_embedded": len(report.files_embedded),
+                "files_reused": len(report.files_reused),
+                "files_removed": len(report.files_removed),
+                "files_skipped": len(report.files_skipped),
+                "chunks_embedded": report.chunks_embedded,
+            },
+            "skipped": {s.file: s.reason for s in report.files_skipped},
+            "files": files,
+        }
+        _fsync_write(
+            staging / "manifest.json",
+            json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
+        )
+        _fsync_dir(staging)
+        final = builds / build_id
+        os.replace(staging, final)
+        _fsync_dir(builds)
+
+        pointer_tmp = self.index_dir / "CURRENT.tmp"
+        _fsync_write(pointer_tmp, build_id.encode())
+        os.replace(pointer_tmp, self.index_dir / "CURRENT")
+        _fsync_dir(self.index_dir)
+        self._prune(keep={build_id})
+
+    def _prune(self, keep: set[str]) -> None:
+        """Remove failed partial builds and all but the newest old builds."""
+        builds = self.index_dir / "builds"
+        old = sorted(
+            (p for p in builds.iterdir() if p.name not in keep),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        finished = [p for p in old if not p.name.startswith(".")]
+        for path in [p for p in old if p.name.startswith(".")] + finished[KEEP_OLD_BUILDS:]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def corpus_status(settings: Settings, index: Index | None) -> dict:
+    """Which files were added, changed or removed since the index was built (no embedding)."""
+    from .corpus import file_sha256, list_files, relative_name
+
+    indexed = index.manifest["documents"] if index else {}
+    on_disk = {relative_name(settings.corpus_dir, p): p for p in list_files(settings.corpus_dir)}
+    skipped = index.manifest.get("skipped", {}) if index else {}
+    added, changed = [], []
+    for name, path in on_disk.items():
+        if name in indexed:
+            if file_sha256(path) != indexed[name]["sha256"]:
+                changed.append(name)
+        elif name not in skipped:
+            added.append(name)
+    removed = sorted(set(indexed) - set(on_disk))
+    return {
+        "added": sorted(added),
+        "changed": sorted(changed),
+        "removed": removed,
+        "up_to_date": not (added or changed or removed),
+    }

@@ -1,0 +1,201 @@
+"""Dense, lexical and hybrid (reciprocal rank fusion) search over the loaded index."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .index import Index, current_build_id
+from .settings import Settings
+
+MODES = ("dense", "lexical", "hybrid")
+
+
+@dataclass
+class Hit:
+    rank: int
+    file: str
+    title: str
+    chunk: int
+    start: int
+    end: int
+    score: float
+    text: str
+    dense_score: float | None = None  # cosine similarity, when the dense retriever saw it
+    lexical_score: float | None = None
+    chunks: tuple[int, ...] = ()  # chunk numbers merged into this hit
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["chunks"] = list(self.chunks)
+        return data
+
+
+def rrf(rankings: list[tuple[list[int], float]], k: int) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of weight / (k + rank) over the rankings, rank from 1."""
+    fused: dict[int, float] = {}
+    for rows, weight in rankings:
+        for rank, row in enumerate(rows, 1):
+            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
+    return fused
+
+
+def merge_neighbours(hits: list[Hit]) -> list[Hit]:
+    """Join hits that are consecutive, overlapping chunks of one article into one passage.
+
+    A merged passage takes the best score and the best rank of its parts.
+    """
+    by_file: dict[str, list[Hit]] = {}
+    for hit in hits:
+        by_file.setdefault(hit.file, []).append(hit)
+    runs: list[list[Hit]] = []
+    for file_hits in by_file.values():
+        file_hits.sort(key=lambda h: h.chunk)
+        run = [file_hits[0]]
+        for hit in file_hits[1:]:
+            prev = run[-1]
+            if hit.chunk == prev.chunk + 1 and hit.start <= prev.end:
+                run.append(hit)
+            else:
+                runs.append(run)
+                run = [hit]
+        runs.append(run)
+    merged = [_join(run) for run in runs]
+    merged.sort(key=lambda h: h.rank)
+    for i, hit in enumerate(merged, 1):
+        hit.rank = i
+    return merged
+
+
+def _join(run: list[Hit]) -> Hit:
+    first = run[0]
+    text, end = first.text, first.end
+    for hit in run[1:]:  # consecutive chunks overlap: append only the new tail
+        if hit.end > end:
+            text += hit.text[end - hit.start :]
+            end = hit.end
+    best = min(run, key=lambda h: h.rank)
+    return Hit(
+        rank=best.rank,
+        file=first.file,
+        title=first.title,
+        chunk=first.chunk,
+        start=first.start,
+        end=end,
+        score=max(h.score for h in run),
+        text=text,
+        dense_score=_max_opt(*(h.dense_score for h in run)),
+        lexical_score=_max_opt(*(h.lexical_score for h in run)),
+        chunks=tuple(c for h in run for c in h.chunks),
+    )
+
+
+def _max_opt(*scores: float | None) -> float | None:
+    values = [v for v in scores if v is not None]
+    return max(values) if values else None
+
+
+class Retriever:
+    """Holds the embedder and the live index; picks up a new build after a rebuild."""
+
+    def __init__(self, settings: Settings, embedder):
+        self.settings = settings
+        self.embedder = embedder
+        self._index: Index | None = None
+        self._lock = threading.Lock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def index(self) -> Index:
+        """The live index, reloaded when ``CURRENT`` names a different build."""
+        live = current_build_id(self.settings.index_dir)
+        index = self._index
+        if index is None or (live is not None and live != index.build_id):
+            with self._lock:
+                if self._index is None or self._index.build_id != live:
+                    self._index = Index.load(self.settings.index_dir)
+                index = self._index
+        return index
+
+    def embed_query(self, query: str) -> np.ndarray:
+        vector = self._query_cache.get(query)
+        if vector is None:
+            vector = self.embedder.embed_queries([query])[0]
+            self._query_cache[query] = vector
+            if len(self._query_cache) > 256:
+                self._query_cache.popitem(last=False)
+        return vector
+
+    def search(
+        self, query: str, k: int | None = None, mode: str | None = None, merge: bool = True
+    ) -> list[Hit]:
+        k = k or self.settings.top_k
+        mode = mode or self.settings.search_mode
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        query = " ".join(query.split())
+        if not query:
+            return []
+        index = self.index
+        n = len(index)
+        if n == 0:
+            return []
+        depth = min(n, max(self.settings.candidates, k * 3))
+        dense: dict[int, float] = {}
+        lexical: dict[int, float] = {}
+        dense_rows: list[int] = []
+        lexical_rows: list[int] = []
+        if mode in ("dense", "hybrid"):
+            scores, rows = index.faiss.search(self.embed_query(query)[None, :], depth)
+            dense_rows = [int(r) for r in rows[0] if r >= 0]
+            dense = {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+        if mode in ("lexical", "hybrid"):
+            all_scores = index.lexical.scores(query)
+            top = np.argsort(-all_scores, kind="stable")[:depth]
+            lexical_rows = [int(r) for r in top if all_scores[r] > 0]
+            lexical = {r: float(all_scores[r]) for r in lexical_rows}
+
+        if mode == "dense":
+            ranked = [(r, dense[r]) for r in dense_rows]
+        elif mode == "lexical":
+            ranked = [(r, lexical[r]) for r in lexical_rows]
+        else:
+            fused = rrf(
+                [
+                    (dense_rows, self.settings.dense_weight),
+                    (lexical_rows, self.settings.lexical_weight),
+                ],
+                self.settings.rrf_k,
+            )
+            ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+        hits = []
+        for rank, (row, score) in enumerate(ranked, 1):
+            c = index.chunks[row]
+            hits.append(
+                Hit(
+                    rank,
+                    c.file,
+                    c.title,
+                    c.chunk,
+                    c.start,
+                    c.end,
+                    score,
+                    c.text,
+                    dense.get(row),
+                    lexical.get(row),
+                    (c.chunk,),
+                )
+            )
+        if not merge:
+            return hits[:k]
+        # Merge among the top hits, taking more until k distinct passages remain.
+        n = k
+        merged = merge_neighbours(hits[:n])
+        while len(merged) < k and n < len(hits):
+            n += 1
+            merged = merge_neighbours(hits[:n])
+        return merged[:k]
