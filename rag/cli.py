@@ -98,6 +98,93 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .answer import QuestionError
+    from .engine import Engine
+
+    settings = _settings(args)
+    if args.no_llm:
+        settings = settings.replace(llm_model="", llm_url="")
+    engine = Engine(settings)
+    history = []
+    if args.history:
+        raw = json.loads(Path(args.history).read_text(encoding="utf-8"))
+        history = [(turn[0], turn[1]) for turn in raw]
+    try:
+        events = engine.ask(args.question, history, use_llm=not args.no_llm)
+        result = {}
+        for event in events:
+            if event["type"] == "token" and not args.json:
+                print(event["text"], end="", flush=True)
+            elif event["type"] == "done":
+                result = event["result"]
+    except QuestionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        keys = (
+            "question",
+            "standalone_question",
+            "answer",
+            "refused",
+            "citations",
+            "passages",
+            "timings",
+        )
+        print(json.dumps({k: result[k] for k in keys}, ensure_ascii=False, indent=1))
+        return 0
+    print("\n")
+    print(result["answer"])
+    for c in result["citations"]:
+        print(f"[{c['n']}] {c['file']} [{c['start']}:{c['end']}] {c['title']}")
+    for s in result["unsupported"]:
+        print(f"(unsupported) {s}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .evaluate import evaluate, format_table, load_questions
+
+    settings = _settings(args)
+    if args.no_llm:
+        settings = settings.replace(llm_model="", llm_url="")
+    engine = Engine(settings)
+    questions = load_questions(args.file)
+    modes = args.modes.split(",") if args.modes else [engine.settings.search_mode]
+    engine.search("прогрев")  # load models before timing
+    results = {}
+    for mode in modes:
+
+        def retrieve(item: dict, mode: str = mode) -> tuple[str, list[str]]:
+            query = engine.standalone_question(item["q"], item.get("history"))
+            return query, [h.file for h in engine.search(query, k=10, mode=mode)]
+
+        answer = None
+        if args.answers:
+            from .answer import answer as run_answer
+
+            def answer(item: dict) -> dict:
+                result = run_answer(engine, item["q"], item.get("history"), use_llm=not args.no_llm)
+                return {
+                    "answer": result["answer"],
+                    "refused": result["refused"],
+                    "cited_files": sorted({c["file"] for c in result["citations"]}),
+                    "timings": result["timings"],
+                }
+
+        results[mode] = evaluate(questions, retrieve, answer)
+    if args.json:
+        print(
+            json.dumps(
+                results if len(modes) > 1 else results[modes[0]], ensure_ascii=False, indent=1
+            )
+        )
+    else:
+        print(format_table({m: r["summary"] for m, r in results.items()}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -126,6 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", parents=[common], help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--history", help="JSON file: [[user, assistant], ...]")
+    p.add_argument("--no-llm", action="store_true", help="extractive answer, no LLM")
+    p.add_argument("--llm-model", help="provisioned key or GGUF path")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "eval", parents=[common], help="score retrieval (and answers) on a JSONL set"
+    )
+    p.add_argument("file", type=Path)
+    p.add_argument(
+        "--modes", help="comma-separated search modes to compare, e.g. dense,lexical,hybrid"
+    )
+    p.add_argument("--answers", action="store_true", help="also answer and score the answers")
+    p.add_argument("--no-llm", action="store_true", help="with --answers: extractive answers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -138,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     from .embeddings import ModelMissingError
     from .index import IndexError_
+    from .llm import LLMError
 
     try:
         return args.func(args)
-    except (IndexError_, ModelMissingError, ValueError, OSError) as exc:
+    except (IndexError_, ModelMissingError, LLMError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -38,6 +38,43 @@ class Engine:
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         return self.retriever.search(query, k=k, mode=mode)
 
+    @cached_property
+    def llm(self):
+        """The configured LLM (None when none is configured), its prompt prefix evaluated."""
+        from . import prompts
+        from .llm import load_llm
+
+        with self._load_lock:
+            llm = load_llm(self.settings)
+            if llm is not None:
+                llm.warm_prefix(prompts.fixed_messages())
+            return llm
+
+    def standalone_question(
+        self, question: str, history: list[tuple[str, str]] | None, llm=None
+    ) -> str:
+        """The question as a self-contained search query (follow-ups need their context)."""
+        if not history:
+            return question
+        fallback = f"{history[-1][0]} {question}"  # the previous turn names the subject
+        if llm is None:
+            return fallback
+        from . import prompts
+
+        rewritten = "".join(
+            llm.stream(prompts.rewrite_messages(history[-2:], question), 64, 0.0)
+        ).strip()
+        rewritten = rewritten.splitlines()[0].strip(' «»"') if rewritten else ""
+        if not rewritten or len(rewritten) > 3 * len(fallback) + 50:
+            return fallback
+        return rewritten
+
+    def ask(self, question: str, history=None, use_llm: bool = True, **overrides):
+        """Stream events for one question (see ``rag.answer.ask``)."""
+        from .answer import ask
+
+        return ask(self, question, history, use_llm, **overrides)
+
     def build_index(
         self,
         rebuild: bool = False,

@@ -257,6 +257,14 @@ class LexicalIndex:
             return np.zeros(len(self.tokens), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(words), dtype=np.float32)
 
+    def coverage(self, query: str) -> float:
+        """Share of the query's words that occur in the index (0 for an English query
+        over Russian text): how much the lexical ranking can be trusted for this query."""
+        words = tokenize(query)
+        if not words or self.bm25 is None:
+            return 0.0
+        return sum(w in self.bm25.vocab_dict for w in words) / len(words)
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "tokens.jsonl").open("w", encoding="utf-8") as fh:

@@ -163,15 +163,20 @@ class Retriever:
         elif mode == "lexical":
             ranked = [(r, lexical[r]) for r in lexical_rows]
         else:
+            # Trust the lexical ranking as far as the query's words occur in the corpus:
+            # an English question over Russian articles matches only numbers and names.
+            lexical_weight = self.settings.lexical_weight * index.lexical.coverage(query)
             fused = rrf(
-                [
-                    (dense_rows, self.settings.dense_weight),
-                    (lexical_rows, self.settings.lexical_weight),
-                ],
+                [(dense_rows, self.settings.dense_weight), (lexical_rows, lexical_weight)],
                 self.settings.rrf_k,
             )
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
+        if mode == "hybrid":  # a cosine for every hit: the evidence-strength signal
+            qvec = self.embed_query(query)
+            for row, _ in ranked:
+                if row not in dense:
+                    dense[row] = float(index.vectors[row] @ qvec)
         hits = []
         for rank, (row, score) in enumerate(ranked, 1):
             c = index.chunks[row]

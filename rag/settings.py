@@ -47,8 +47,18 @@ class Settings:
     search_mode: str = "hybrid"  # dense | lexical | hybrid
     rrf_k: int = 60
     dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    lexical_weight: float = 2.0  # scaled per query by its word coverage (see retrieve.py)
     candidates: int = 30  # per retriever, before fusion
+
+    # Answering
+    context_passages: int = 3  # passages given to the LLM
+    passage_tokens: int = 90  # LLM tokens per passage (best sentences and their neighbours)
+    history_turns: int = 2  # conversation turns kept for follow-ups
+    # Refuse without the LLM when the best passage is both semantically far (cosine below
+    # refusal_min_dense) and shares few words with the question (coverage below
+    # refusal_min_coverage); calibrated on tests/data/dev.jsonl (bench/calibrate_refusal.py).
+    refusal_min_dense: float = 0.35
+    refusal_min_coverage: float = 0.5
 
     # LLM: a provisioned model key, a path to a GGUF file, or "" for none.
     llm_model: str = "qwen2.5-coder-1.5b-instruct"

@@ -1,0 +1,232 @@
+"""Answer a question from retrieved passages, as one stream of events.
+
+``ask()`` yields, in order: the standalone question (for follow-ups), the
+evidence (before any LLM work), answer tokens as they come, and a final result
+with verified citations and timings. The UI, the CLI and the benchmarks all
+consume this one generator.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterator
+
+from razdel import sentenize
+
+from . import prompts
+from .citations import Passage, check_answer, parse_markers, strip_markers
+from .lexical import tokenize
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why."""
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question or ""))
+    text = " ".join(text.split())
+    if not text or not any(ch.isalnum() for ch in text):
+        raise QuestionError("Пустой вопрос: напишите, что вы хотите узнать из статей.")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"Вопрос слишком длинный ({len(text)} символов, максимум {max_chars}). "
+            "Сократите его до сути."
+        )
+    return text
+
+
+def language(text: str) -> str:
+    cyr = sum("а" <= ch.lower() <= "я" or ch.lower() in "ёәғқңөұүһі" for ch in text)
+    lat = sum("a" <= ch.lower() <= "z" for ch in text)
+    return "en" if lat > cyr else "ru"
+
+
+def is_refusal(text: str) -> bool:
+    low = strip_markers(text).lower().strip(' .«»"')
+    return any(r.lower().rstrip(".") in low for r in prompts.REFUSAL.values()) or low.startswith(
+        ("в найденных статьях нет", "в статьях нет", "the articles found do not")
+    )
+
+
+def evidence_window(hit, question: str, budget: int, count_tokens) -> tuple[int, int, str]:
+    """The hit's sentences around the one that best matches the question, within budget."""
+    spans = [(s.start, s.stop) for s in sentenize(hit.text)]
+    if not spans:
+        return hit.start, hit.end, hit.text
+    words = set(tokenize(question))
+    scores = [len(words & set(tokenize(hit.text[a:b]))) for a, b in spans]
+    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
+    lo = hi = best
+    while True:  # grow by one neighbour at a time, preferring the following sentence
+        grown = False
+        for cand_lo, cand_hi in ((lo, hi + 1), (lo - 1, hi)):
+            if cand_lo >= 0 and cand_hi < len(spans):
+                text = hit.text[spans[cand_lo][0] : spans[cand_hi][1]]
+                if count_tokens(text) <= budget:
+                    lo, hi, grown = cand_lo, cand_hi, True
+                    break
+        if not grown:
+            break
+    a, b = spans[lo][0], spans[hi][1]
+    text = hit.text[a:b]
+    if count_tokens(text) > budget:  # one sentence over budget: cut at a word
+        words_ = text.split()
+        while words_ and count_tokens(" ".join(words_)) > budget:
+            words_ = words_[: max(1, int(len(words_) * 0.8))]
+        b = a + len(" ".join(words_)) if text.startswith(" ".join(words_)) else b
+        text = hit.text[a:b]
+    return hit.start + a, hit.start + b, text
+
+
+def build_passages(hits, question: str, budget: int, count_tokens) -> list[Passage]:
+    passages = []
+    for n, hit in enumerate(hits, 1):
+        start, end, text = evidence_window(hit, question, budget, count_tokens)
+        passages.append(
+            Passage(n, hit.file, hit.title, start, end, text, hit.score, hit.dense_score)
+        )
+    return passages
+
+
+def extractive_answer(question: str, passages: list[Passage]) -> str:
+    """The best-matching sentences of the evidence, each with its citation (no LLM)."""
+    words = set(tokenize(question))
+    scored = []
+    for p in passages:
+        for s in sentenize(p.text):
+            overlap = len(words & set(tokenize(s.text)))
+            scored.append((overlap, -p.n, s.text.strip(), p.n))
+    scored.sort(reverse=True)
+    chosen = [item for item in scored if item[0] > 0][:2] or scored[:1]
+    chosen.sort(key=lambda item: -item[1])
+    parts = []
+    for _, _, text, n in chosen:
+        end = len(text.rstrip(".!?…"))
+        parts.append(f"{text[:end]} [{n}]{text[end:]}")
+    return " ".join(parts)
+
+
+def fit_budget(llm, passages, question, history, max_tokens):
+    """Drop the oldest turns, then the weakest passages, until the prompt fits."""
+    history = list(history)
+    passages = list(passages)
+    limit = llm.context_size - max_tokens - 16
+
+    def size() -> int:
+        return len(
+            llm.render(
+                prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
+            )
+        )
+
+    if not hasattr(llm, "render"):  # remote server: estimate from characters
+
+        def size() -> int:
+            msgs = prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
+            return sum(llm.count_tokens(m["content"]) + 4 for m in msgs)
+
+    while size() > limit and history:
+        history.pop(0)
+    while size() > limit and len(passages) > 1:
+        passages.pop()
+    if size() > limit:
+        raise QuestionError("Вопрос и найденные фрагменты не помещаются в контекст модели.")
+    return passages, history
+
+
+def ask(
+    engine,
+    question: str,
+    history: list[tuple[str, str]] | None = None,
+    use_llm: bool = True,
+    k: int | None = None,
+    mode: str | None = None,
+    temperature: float | None = None,
+) -> Iterator[dict]:
+    """Stream the answer to ``question`` as events (see module docstring)."""
+    settings = engine.settings
+    history = [(u, a) for u, a in (history or [])][-settings.history_turns :]
+    question = clean_question(question, settings.max_question_chars)
+    lang = language(question)
+    llm = engine.llm if use_llm else None  # loading models is not part of answering
+    engine.retriever.index  # noqa: B018
+    engine.embedder  # noqa: B018
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    standalone = engine.standalone_question(question, history, llm=llm)
+    timings["rewrite_s"] = time.perf_counter() - started
+    yield {"type": "standalone", "question": standalone}
+
+    hits = engine.search(standalone, k=k or settings.context_passages, mode=mode)
+    passages = build_passages(
+        hits,
+        standalone,
+        settings.passage_tokens,
+        llm.count_tokens if llm is not None else lambda t: len(t.split()) * 2,
+    )
+    timings["evidence_s"] = time.perf_counter() - started
+    yield {"type": "evidence", "passages": [p.to_dict() for p in passages]}
+
+    top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
+    coverage = engine.index.lexical.coverage(standalone)
+    weak = not passages or (
+        top_dense < settings.refusal_min_dense and coverage < settings.refusal_min_coverage
+    )
+    raw = ""
+    if weak:
+        raw = prompts.REFUSAL[lang]
+        yield {"type": "token", "text": raw}
+    elif llm is None:
+        raw = extractive_answer(standalone, passages)
+        yield {"type": "token", "text": raw}
+    else:
+        passages, kept_history = fit_budget(
+            llm, passages, question, history, settings.llm_max_tokens
+        )
+        messages = prompts.answer_messages(
+            [(p.title, p.text) for p in passages], question, kept_history
+        )
+        temp = settings.temperature if temperature is None else temperature
+        for piece in llm.stream(messages, settings.llm_max_tokens, temp):
+            if not raw:
+                timings["first_token_s"] = time.perf_counter() - started
+            raw += piece
+            yield {"type": "token", "text": piece}
+
+    refused = weak or is_refusal(raw)
+    if refused:
+        answer, sentences, citations = prompts.REFUSAL[lang], [], []
+    else:
+        answer, sentences, citations = check_answer(raw, passages)
+    timings["total_s"] = time.perf_counter() - started
+    yield {
+        "type": "done",
+        "result": {
+            "question": question,
+            "standalone_question": standalone,
+            "answer": answer,
+            "raw_answer": raw,
+            "refused": refused,
+            "weak_evidence": weak,
+            "citations": [c.to_dict() for c in citations],
+            "unsupported": [s.text for s in sentences if not s.supported],
+            "passages": [p.to_dict() for p in passages],
+            "cited_numbers_raw": parse_markers(raw),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "llm": getattr(llm, "name", None),
+        },
+    }
+
+
+def answer(engine, question: str, history=None, use_llm: bool = True) -> dict:
+    """The final result of ``ask`` (no streaming)."""
+    result: dict = {}
+    for event in ask(engine, question, history, use_llm):
+        if event["type"] == "done":
+            result = event["result"]
+    return result

@@ -1,0 +1,134 @@
+"""Citation markers: parse, drop the impossible, check support, re-attribute.
+
+A small model cites the wrong passage now and then. Each answer sentence is
+checked against the passages it cites by word overlap (stemmed, numbers must
+match exactly); where another retrieved passage supports it and the cited one
+does not, the marker is moved; where no passage supports it, the sentence is
+marked unsupported. Each citation resolves to the best-supporting sentence span
+of its passage in the original article.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from razdel import sentenize
+
+from .lexical import tokenize
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+SUPPORT_THRESHOLD = 0.5
+
+
+@dataclass
+class Passage:
+    """A piece of an article given to the LLM, with its place in the original file."""
+
+    n: int
+    file: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+    dense_score: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Citation:
+    n: int
+    file: str
+    title: str
+    start: int
+    end: int
+    text: str
+    supported: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Sentence:
+    text: str
+    cited: list[int] = field(default_factory=list)
+    supported: bool = True
+
+
+def parse_markers(text: str) -> list[int]:
+    """All cited numbers in order of appearance: [1], [1, 2], [1][2]."""
+    return [int(n) for group in MARKER.findall(text) for n in re.split(r"\s*[,;]\s*", group)]
+
+
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:[.,]\d+)?", text))
+
+
+def support(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words found in the passage; 0 if a number is not."""
+    words = set(tokenize(strip_markers(sentence)))
+    if not words:
+        return 1.0
+    numbers = _numbers(strip_markers(sentence))
+    if numbers and not numbers & _numbers(passage):
+        return 0.0
+    return len(words & set(tokenize(passage))) / len(words)
+
+
+def best_span(passage: Passage, sentence: str) -> tuple[int, int, str]:
+    """The passage sentence that best supports ``sentence``, as offsets in the original."""
+    best = (0.0, passage.start, passage.end, passage.text)
+    target = set(tokenize(strip_markers(sentence)))
+    for s in sentenize(passage.text):
+        overlap = len(target & set(tokenize(s.text)))
+        if overlap > best[0]:
+            best = (overlap, passage.start + s.start, passage.start + s.stop, s.text)
+    return best[1], best[2], best[3]
+
+
+def check_answer(
+    answer: str, passages: list[Passage]
+) -> tuple[str, list[Sentence], list[Citation]]:
+    """Clean the markers of ``answer`` and verify each sentence; returns the answer with
+    corrected markers, the per-sentence verdicts and the resolved citations."""
+    by_n = {p.n: p for p in passages}
+    sentences: list[Sentence] = []
+    for s in sentenize(answer.strip()):
+        cited = [n for n in dict.fromkeys(parse_markers(s.text)) if n in by_n]
+        plain = strip_markers(s.text)
+        if not plain:
+            continue
+        scores = {p.n: support(plain, p.text) for p in passages}
+        good = [n for n in cited if scores[n] >= SUPPORT_THRESHOLD]
+        if not good:
+            best = max(scores, key=lambda n: scores[n], default=None)
+            if best is not None and scores[best] >= SUPPORT_THRESHOLD:
+                good = [best]  # re-attribute to the passage that supports it
+        sentences.append(Sentence(plain, good, bool(good)))
+
+    text_parts = []
+    citations: dict[int, Citation] = {}
+    for sentence in sentences:
+        markers = "".join(f"[{n}]" for n in sentence.cited)
+        body = sentence.text
+        if markers:
+            end = len(body.rstrip(".!?…"))
+            body = f"{body[:end]} {markers}{body[end:]}"
+        text_parts.append(body)
+        for n in sentence.cited:
+            if n not in citations:
+                p = by_n[n]
+                start, end, span = best_span(p, sentence.text)
+                citations[n] = Citation(n, p.file, p.title, start, end, span, True)
+    unsupported = [s for s in sentences if not s.supported]
+    for s in unsupported:  # keep the answer honest about what has no source
+        s.cited = []
+    return " ".join(text_parts), sentences, sorted(citations.values(), key=lambda c: c.n)

@@ -1,0 +1,180 @@
+"""``rag eval``: retrieval and answer quality on a JSONL question set.
+
+One question per line::
+
+    {"id", "kind": "fact|multi|crosslingual|unanswerable|followup", "q",
+     "any": [strings, one of which a correct answer contains], "src": [gold files],
+     "history": [[user, assistant], ...]}   # optional
+
+Retrieval is scored on the ranking of distinct files: recall@1 (the first file is
+gold), recall@5 (share of gold files among the first five) and MRR. Answers are
+scored by containment of one of ``any`` (case-insensitive), citation precision
+(cited files within ``src``) and refusals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("fact", "multi", "crosslingual", "followup", "unanswerable")
+
+
+class EvalFileError(ValueError):
+    pass
+
+
+def load_questions(path: Path) -> list[dict]:
+    questions = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise EvalFileError(f"{path}:{n}: not JSON ({exc})") from exc
+        missing = {"id", "kind", "q"} - set(item)
+        if missing:
+            raise EvalFileError(f"{path}:{n}: missing {', '.join(sorted(missing))}")
+        if item["kind"] not in KINDS:
+            raise EvalFileError(f"{path}:{n}: kind must be one of {', '.join(KINDS)}")
+        item.setdefault("any", [])
+        item.setdefault("src", [])
+        item.setdefault("history", [])
+        questions.append(item)
+    if not questions:
+        raise EvalFileError(f"{path}: no questions")
+    return questions
+
+
+def file_ranking(files: list[str]) -> list[str]:
+    seen: list[str] = []
+    for f in files:
+        if f not in seen:
+            seen.append(f)
+    return seen
+
+
+def retrieval_scores(ranking: list[str], gold: list[str]) -> dict[str, float]:
+    gold_set = set(gold)
+    first = next((i for i, f in enumerate(ranking, 1) if f in gold_set), None)
+    return {
+        "recall@1": float(bool(ranking) and ranking[0] in gold_set),
+        "recall@5": len(gold_set & set(ranking[:5])) / len(gold_set),
+        "mrr": 1.0 / first if first else 0.0,
+    }
+
+
+def answer_correct(answer: str, expected: list[str]) -> bool:
+    low = answer.lower()
+    return any(e.lower() in low for e in expected)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 3) if values else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "p95_ms": round(float(np.percentile(arr, 95)), 1),
+    }
+
+
+def evaluate(
+    questions: list[dict],
+    retrieve: Callable[[dict], tuple[str, list[str]]],
+    answer: Callable[[dict], dict] | None = None,
+) -> dict:
+    """Score every question. ``retrieve(item)`` returns (standalone query, ranked files);
+    ``answer(item)``, when given, returns {"answer", "refused", "cited_files", "timings"}."""
+    rows = []
+    for item in questions:
+        started = time.perf_counter()
+        query, files = retrieve(item)
+        elapsed = time.perf_counter() - started
+        row: dict = {
+            "id": item["id"],
+            "kind": item["kind"],
+            "query": query,
+            "files": file_ranking(files)[:5],
+            "search_s": elapsed,
+        }
+        if item["kind"] != "unanswerable" and item["src"]:
+            row.update(retrieval_scores(file_ranking(files), item["src"]))
+        if answer is not None:
+            result = answer(item)
+            row["answer"] = result["answer"]
+            row["refused"] = result["refused"]
+            row["cited_files"] = result["cited_files"]
+            row["timings"] = result.get("timings", {})
+            if item["kind"] != "unanswerable":
+                row["correct"] = (not result["refused"]) and answer_correct(
+                    result["answer"], item["any"]
+                )
+            if result["cited_files"] and item["src"]:
+                row["citation_precision"] = sum(
+                    f in item["src"] for f in result["cited_files"]
+                ) / len(result["cited_files"])
+        rows.append(row)
+    return {"summary": summarize(rows), "questions": rows}
+
+
+def summarize(rows: list[dict]) -> dict:
+    groups = {kind: [r for r in rows if r["kind"] == kind] for kind in KINDS}
+    groups = {k: v for k, v in groups.items() if v}
+    groups["overall"] = rows
+    out = {}
+    for name, group in groups.items():
+        scored = [r for r in group if "mrr" in r]
+        stats: dict = {"n": len(group)}
+        for metric in ("recall@1", "recall@5", "mrr"):
+            stats[metric] = _mean([r[metric] for r in scored])
+        if any("refused" in r for r in group):
+            answerable = [r for r in group if r["kind"] != "unanswerable"]
+            unanswerable = [r for r in group if r["kind"] == "unanswerable"]
+            stats["answer_accuracy"] = _mean([float(r["correct"]) for r in answerable])
+            stats["citation_precision"] = _mean(
+                [r["citation_precision"] for r in group if "citation_precision" in r]
+            )
+            stats["refusal_unanswerable"] = _mean([float(r["refused"]) for r in unanswerable])
+            stats["refusal_answerable"] = _mean([float(r["refused"]) for r in answerable])
+            for key in ("evidence_s", "first_token_s", "total_s"):
+                values = [r["timings"][key] for r in group if key in r.get("timings", {})]
+                if values:
+                    stats[key.replace("_s", "")] = _percentiles(values)
+        stats["search"] = _percentiles([r["search_s"] for r in group])
+        out[name] = stats
+    return out
+
+
+def format_table(summaries: dict[str, dict]) -> str:
+    """Markdown table: one row per (run, kind)."""
+    cols = [
+        "recall@1",
+        "recall@5",
+        "mrr",
+        "answer_accuracy",
+        "citation_precision",
+        "refusal_unanswerable",
+        "refusal_answerable",
+    ]
+    present = [c for c in cols if any(c in s for run in summaries.values() for s in run.values())]
+    lines = [
+        "| run | kind | n | " + " | ".join(present) + " | search p50 ms |",
+        "|---" * (len(present) + 4) + "|",
+    ]
+    for run, summary in summaries.items():
+        for kind, stats in summary.items():
+            values = [stats.get(c) for c in present]
+            cells = ["–" if v is None else f"{v:.3f}" for v in values]
+            p50 = stats.get("search", {}).get("p50_ms", "–")
+            lines.append(f"| {run} | {kind} | {stats['n']} | " + " | ".join(cells) + f" | {p50} |")
+    return "\n".join(lines)

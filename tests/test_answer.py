@@ -1,0 +1,247 @@
+"""Answering: citations, budget, refusals, follow-ups, backends, --no-llm."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from rag import prompts
+from rag.answer import QuestionError, answer, clean_question, fit_budget, is_refusal
+from rag.citations import Passage, check_answer, parse_markers, strip_markers
+from rag.engine import Engine
+from rag.llm import LLMError, OpenAICompatibleLLM, load_llm
+from rag.models import MODELS
+from rag.settings import Settings
+from tests.conftest import CORPUS
+
+A = "000_14c9b7630dbfab34.txt"
+B = "001_2058e0d0ac905499.txt"
+
+
+def _passage(n, file, start, end):
+    text = (CORPUS / file).read_text("utf-8")[start:end]
+    return Passage(n, file, "t", start, end, text)
+
+
+def test_parse_and_strip_markers():
+    assert parse_markers("a [1] b [2, 3] c [1][4] d [x]") == [1, 2, 3, 1, 4]
+    assert strip_markers("Одиннадцать [1]. Сорок [2][3].") == "Одиннадцать. Сорок."
+
+
+def test_citations_are_checked_and_reattributed():
+    original_a = (CORPUS / A).read_text("utf-8")
+    original_b = (CORPUS / B).read_text("utf-8")
+    sa = original_a.index("На территории")
+    sb = original_b.index("В Казахстане задержан")
+    p1 = _passage(1, A, sa, sa + 200)
+    p2 = _passage(2, B, sb, sb + 300)
+    raw = (
+        "С 2014 года предотвращено 11 террористических актов [2]. "  # wrong passage: fixed to [1]
+        "Задержан и выдан 31 иностранец [2][7]. "  # [7] does not exist: dropped
+        "Луна сделана из сыра [1]."  # nothing supports it
+    )
+    text, sentences, citations = check_answer(raw, [p1, p2])
+    assert "[7]" not in text
+    assert [s.cited for s in sentences] == [[1], [2], []]
+    assert [s.supported for s in sentences] == [True, True, False]
+    assert [c.n for c in citations] == [1, 2]
+    for c in citations:  # every citation resolves to a span of its original article
+        assert (CORPUS / c.file).read_text("utf-8")[c.start : c.end] == c.text
+    assert "11" in citations[0].text and "31" in citations[1].text
+
+
+def test_questions_are_cleaned_or_refused_with_a_message():
+    assert clean_question("  Кто\x00 такой\u200b Швейкин?\n", 100) == "Кто такой Швейкин?"
+    for bad in ("", "   ", "?!...", "\x01\x02"):
+        with pytest.raises(QuestionError, match="Пустой"):
+            clean_question(bad, 100)
+    with pytest.raises(QuestionError, match="слишком длинный"):
+        clean_question("а" * 101, 100)
+
+
+def test_refusal_detection():
+    assert is_refusal(prompts.REFUSAL["ru"]) and is_refusal(prompts.REFUSAL["en"] + " [1]")
+    assert not is_refusal("С 2014 года предотвращено 11 терактов [1].")
+
+
+@pytest.fixture(scope="module")
+def tiny_settings():
+    settings = Settings.from_env(llm_model="smollm2-135m-instruct", llm_context=1024)
+    if not MODELS["smollm2-135m-instruct"].is_installed(settings.models_dir):
+        pytest.fail("run `rag models smollm2-135m-instruct` (test.sh does)")
+    return settings
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tiny_settings):
+    return load_llm(tiny_settings)
+
+
+def test_token_budget_keeps_the_newest_turns(tiny_llm):
+    history = [
+        (f"Вопрос номер {i} " + "слово " * 60, f"Ответ {i} " + "текст " * 60) for i in range(40)
+    ]
+    passages = [
+        Passage(i, "f.txt", "Заголовок", 0, 10, "Фрагмент статьи. " * 40) for i in range(1, 6)
+    ]
+    kept_passages, kept_history = fit_budget(tiny_llm, passages, "Вопрос?", history, 200)
+    msgs = prompts.answer_messages(
+        [(p.title, p.text) for p in kept_passages], "Вопрос?", kept_history
+    )
+    assert len(tiny_llm.render(msgs)) <= tiny_llm.context_size - 200
+    assert kept_history and kept_history[-1] == history[-1]  # newest turn kept
+    assert len(kept_history) < len(history)
+
+
+def test_missing_or_broken_model_gives_a_clear_error(tmp_path):
+    with pytest.raises(LLMError, match="does not exist"):
+        load_llm(Settings.from_env(llm_model=str(tmp_path / "nope.gguf")))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(LLMError, match="not a GGUF"):
+        load_llm(Settings.from_env(llm_model=str(bad)))
+    truncated = tmp_path / "truncated.gguf"
+    source = MODELS["smollm2-135m-instruct"].target(Settings.from_env().models_dir)
+    truncated.write_bytes(source.read_bytes()[:1_000_000])
+    with pytest.raises(LLMError, match="truncated or damaged"):
+        load_llm(Settings.from_env(llm_model=str(truncated)))
+
+
+def _engine(built_engine, **overrides) -> Engine:
+    engine = Engine(built_engine.settings.replace(**overrides))
+    engine.__dict__["embedder"] = built_engine.embedder
+    return engine
+
+
+def test_weak_evidence_is_refused_without_calling_the_llm(built_engine, tiny_settings):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=1024)
+    result = answer(engine, "Кто выиграл чемпионат мира по футболу 2018 года?")
+    assert result["refused"] and result["citations"] == []
+    assert "first_token_s" not in result["timings"]  # the LLM never ran
+    assert result["answer"] == prompts.REFUSAL["ru"]
+
+
+def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=1024)
+    kinds = [e["type"] for e in engine.ask("Сколько терактов предотвращено с 2014 года?")]
+    assert kinds[0] == "standalone" and kinds[1] == "evidence" and kinds[-1] == "done"
+    assert "token" in kinds and kinds.index("evidence") < kinds.index("token")
+
+
+def test_no_llm_answer_is_extractive_with_citations(built_engine):
+    env = dict(
+        os.environ,
+        RAG_CORPUS_DIR=str(built_engine.settings.corpus_dir),
+        RAG_INDEX_DIR=str(built_engine.settings.index_dir),
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "ask",
+            "Сколько терактов предотвращено с 2014 года?",
+            "--no-llm",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(out.stdout)
+    assert set(data) == {
+        "question",
+        "standalone_question",
+        "answer",
+        "refused",
+        "citations",
+        "passages",
+        "timings",
+    }
+    assert not data["refused"] and "11" in data["answer"]
+    assert data["citations"][0]["file"] == A
+    c = data["citations"][0]
+    assert (CORPUS / c["file"]).read_text("utf-8")[c["start"] : c["end"]] == c["text"]
+    assert set(data["citations"][0]) == {"n", "file", "title", "start", "end", "text", "supported"}
+
+
+def test_followup_without_llm_carries_the_previous_turn(built_engine):
+    history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны Джаксыбеков [1].")]
+    result = answer(
+        built_engine, "Как давно была раскрыта эта группировка?", history, use_llm=False
+    )
+    assert "Астане" in result["standalone_question"]
+    assert result["passages"][0]["file"] == "003_1e54f2a5aa88fe05.txt"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_openai_compatible_backend_against_a_real_server(built_engine, tiny_settings):
+    port = _free_port()
+    model = MODELS["smollm2-135m-instruct"].target(tiny_settings.models_dir)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        settings = built_engine.settings.replace(llm_url=url, llm_model="smollm2")
+        llm = OpenAICompatibleLLM(settings)
+        text = "".join(llm.stream([{"role": "user", "content": "Say hello"}], 16, 0.0))
+        assert text.strip()
+        engine = _engine(built_engine, llm_url=url, llm_model="smollm2")
+        result = answer(engine, "Сколько терактов предотвращено с 2014 года?")
+        assert result["raw_answer"] and result["llm"].endswith(url)
+        assert result["passages"][0]["file"] == A
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with pytest.raises(LLMError, match="did not answer"):
+        "".join(OpenAICompatibleLLM(settings).stream([{"role": "user", "content": "x"}], 4, 0.0))
+
+
+@pytest.mark.slow
+def test_default_model_smoke(built_engine):
+    """The default LLM answers the key question with the right citation."""
+    engine = _engine(built_engine)
+    result = answer(engine, "Сколько терактов предотвращено с 2014 года?")
+    assert not result["refused"] and "11" in result["answer"]
+    assert A in {c["file"] for c in result["citations"]}
+    history = [
+        ("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны Адильбек Джаксыбеков [1].")
+    ]
+    followup = answer(engine, "А когда её раскрыли?", history)
+    assert followup["standalone_question"] != "А когда её раскрыли?"
+    assert any(p["file"] == "003_1e54f2a5aa88fe05.txt" for p in followup["passages"])

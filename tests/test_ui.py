@@ -1,0 +1,198 @@
+"""The Gradio app for real: a server process, headless Chromium, gradio_client sessions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rag.settings import PROJECT_ROOT
+from rag.ui_app import add_articles, safe_upload_name
+from tests.conftest import CORPUS
+
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(tmp: Path, built_engine, **env_extra) -> tuple[subprocess.Popen, str]:
+    corpus, index = tmp / "corpus", tmp / "index"
+    shutil.copytree(built_engine.settings.corpus_dir, corpus)
+    shutil.copytree(built_engine.settings.index_dir, index)
+    port = _free_port()
+    env = dict(
+        os.environ,
+        RAG_CORPUS_DIR=str(corpus),
+        RAG_INDEX_DIR=str(index),
+        RAG_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        **env_extra,
+    )
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "ui.py")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((tmp / "server.log").read_text())
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError("server did not start: " + (tmp / "server.log").read_text()[-2000:])
+
+
+@pytest.fixture
+def server(tmp_path, built_engine):
+    servers = []
+
+    def start(**env):
+        proc, url = _start(tmp_path, built_engine, **env)
+        servers.append(proc)
+        return url, tmp_path / "corpus"
+
+    yield start
+    for proc in servers:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_upload_names_are_checked(tmp_path):
+    from rag.settings import Settings
+
+    settings = Settings.from_env(corpus_dir=tmp_path, max_upload_bytes=1000)
+    for bad in ("../evil.txt", "/etc/passwd.txt", ".hidden.txt", "a/b.txt", "x.exe", "..txt"):
+        with pytest.raises(ValueError):
+            safe_upload_name(bad)
+    text = "Заголовок новой статьи о безопасности\n\nТекст.".encode()
+    messages = add_articles(
+        settings,
+        [
+            ("ok.txt", text),
+            ("../up.txt", text),
+            ("big.txt", b"a" * 2000),
+            ("bin.txt", bytes(range(256))),
+            ("ok.txt", text),
+        ],
+        overwrite=False,
+    )
+    assert messages[0].startswith("✅") and all(m.startswith("❌") for m in messages[1:])
+    assert "уже есть" in messages[4] and "больше" in messages[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.txt"]
+    assert add_articles(settings, [("ok.txt", text)], overwrite=True)[0].startswith("✅")
+
+
+@pytest.mark.browser
+def test_browser_end_to_end(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, corpus = server()  # default LLM
+    ARTIFACTS.mkdir(exist_ok=True)
+    new_article = Path(corpus).parent / "Учения_в_Таразе.txt"
+    new_article.write_text(
+        "Антитеррористические учения прошли в Таразе\n\n"
+        "В Таразе оперативный штаб провёл учения «Кобальт-2024» с участием 250 сотрудников.",
+        encoding="utf-8",
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="ru-RU")
+        page.goto(url)
+        page.locator("#question textarea").fill("Сколько терактов предотвращено с 2014 года?")
+        page.locator("#send").click()
+        expect(page.locator("#evidence .passage").first).to_be_visible(timeout=120_000)
+        citation = page.locator("#citations label").first
+        expect(citation).to_be_visible(timeout=300_000)
+        answer = page.locator("#chatbot .message").last
+        expect(answer).to_contain_text("11")
+        page.screenshot(path=str(ARTIFACTS / "ui_chat.png"), full_page=True)
+
+        citation.click()
+        mark = page.locator("#article-view mark")
+        expect(mark).to_be_visible(timeout=30_000)
+        marked = mark.inner_text()
+        article_text = (CORPUS / "000_14c9b7630dbfab34.txt").read_text("utf-8")
+        assert " ".join(marked.split()) in " ".join(article_text.split())
+        page.wait_for_timeout(500)
+        assert mark.evaluate(
+            "m => { const r = m.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
+        )
+        page.screenshot(path=str(ARTIFACTS / "ui_citation.png"), full_page=True)
+
+        page.get_by_role("tab", name="Статьи").click()
+        page.locator("#upload input[type=file]").set_input_files(str(new_article))
+        expect(page.locator("#upload-log")).to_contain_text("добавлен", timeout=60_000)
+        expect(page.locator("#index-status")).to_contain_text("Корпус изменился", timeout=30_000)
+        page.locator("#rebuild").click()
+        expect(page.locator("#upload-log")).to_contain_text("incremental update", timeout=300_000)
+        expect(page.locator("#index-status")).to_contain_text("6 статей")
+        page.screenshot(path=str(ARTIFACTS / "ui_articles.png"), full_page=True)
+
+        page.get_by_role("tab", name="Поиск").click()
+        page.locator("#search-query textarea").fill("учения Кобальт в Таразе")
+        page.locator("#search-button").click()
+        first = page.locator("#search-results .passage").first
+        expect(first).to_contain_text("Учения_в_Таразе.txt", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "ui_search.png"), full_page=True)
+        browser.close()
+
+
+def test_two_sessions_do_not_share_history(server):
+    from gradio_client import Client
+
+    url, _ = server(RAG_LLM_MODEL="")  # extractive answers: fast and deterministic
+    first = ("Кто назвал Казахстан образцом процесса репатриации?", "004_f51bb655b442c524.txt")
+    second = ("Сколько терактов предотвращено с 2014 года?", "000_14c9b7630dbfab34.txt")
+    results: dict[str, list] = {}
+
+    def session(name: str, question: str) -> None:
+        client = Client(url, verbose=False)
+        chat = client.predict(question, [], api_name="/ask")[0]
+        follow = client.predict("А что ещё известно об этом?", chat, api_name="/ask")
+        results[name] = [chat, follow]
+
+    threads = [
+        threading.Thread(target=session, args=("a", first[0])),
+        threading.Thread(target=session, args=("b", second[0])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    (_, follow_a), (_, follow_b) = results["a"], results["b"]
+    text_a = str(follow_a[0])
+    text_b = str(follow_b[0])
+    assert first[0] in text_a and second[0] not in text_a
+    assert second[0] in text_b and first[0] not in text_b
+    # each follow-up was answered from its own conversation's article
+    assert first[1] in str(follow_a[1]) and second[1] in str(follow_b[1])
