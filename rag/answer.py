@@ -12,10 +12,10 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterator
-
-from razdel import sentenize
+from dataclasses import replace
 
 from . import prompts
+from .chunking import sentence_spans
 from .citations import Passage, check_answer, parse_markers, strip_markers
 from .lexical import tokenize
 
@@ -54,7 +54,7 @@ def is_refusal(text: str) -> bool:
 
 def evidence_window(hit, question: str, budget: int, count_tokens) -> tuple[int, int, str]:
     """The hit's sentences around the one that best matches the question, within budget."""
-    spans = [(s.start, s.stop) for s in sentenize(hit.text)]
+    spans = sentence_spans(hit.text)
     if not spans:
         return hit.start, hit.end, hit.text
     words = set(tokenize(question))
@@ -97,9 +97,9 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
     words = set(tokenize(question))
     scored = []
     for p in passages:
-        for s in sentenize(p.text):
-            overlap = len(words & set(tokenize(s.text)))
-            scored.append((overlap, -p.n, s.text.strip(), p.n))
+        for a, b in sentence_spans(p.text):
+            overlap = len(words & set(tokenize(p.text[a:b])))
+            scored.append((overlap, -p.n, p.text[a:b].strip(), p.n))
     scored.sort(reverse=True)
     chosen = [item for item in scored if item[0] > 0][:2] or scored[:1]
     chosen.sort(key=lambda item: -item[1])
@@ -111,7 +111,8 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
 
 
 def fit_budget(llm, passages, question, history, max_tokens):
-    """Drop the oldest turns, then the weakest passages, until the prompt fits."""
+    """Drop the oldest turns (keeping the newest), then the weakest passages, then the
+    newest turn, then shorten the best passage, until the prompt fits the context."""
     history = list(history)
     passages = list(passages)
     limit = llm.context_size - max_tokens - 16
@@ -129,10 +130,15 @@ def fit_budget(llm, passages, question, history, max_tokens):
             msgs = prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
             return sum(llm.count_tokens(m["content"]) + 4 for m in msgs)
 
-    while size() > limit and history:
+    while size() > limit and len(history) > 1:
         history.pop(0)
     while size() > limit and len(passages) > 1:
         passages.pop()
+    if size() > limit:
+        history.clear()
+    while size() > limit and len(passages[0].text.split()) > 20:  # shorten the last one
+        words = passages[0].text.split()
+        passages[0] = replace(passages[0], text=" ".join(words[: int(len(words) * 0.8)]))
     if size() > limit:
         raise QuestionError("Вопрос и найденные фрагменты не помещаются в контекст модели.")
     return passages, history
@@ -192,17 +198,26 @@ def ask(
             [(p.title, p.text) for p in passages], question, kept_history
         )
         temp = settings.temperature if temperature is None else temperature
+        pieces = 0
         for piece in llm.stream(messages, settings.llm_max_tokens, temp):
             if not raw:
                 timings["first_token_s"] = time.perf_counter() - started
             raw += piece
+            pieces += 1
             yield {"type": "token", "text": piece}
+        if pieces > 1:
+            generating = time.perf_counter() - started - timings["first_token_s"]
+            timings["tokens_per_s"] = (pieces - 1) / max(generating, 1e-6)
 
     refused = weak or is_refusal(raw)
+    sentences, citations = [], []
+    if not refused:
+        answer, sentences, citations = check_answer(raw, passages)
+        # Grounding guard: an answer with no sentence supported by any passage comes from
+        # the model, not the articles (or echoes the prompt's example): refuse instead.
+        refused = not any(s.supported for s in sentences)
     if refused:
         answer, sentences, citations = prompts.REFUSAL[lang], [], []
-    else:
-        answer, sentences, citations = check_answer(raw, passages)
     timings["total_s"] = time.perf_counter() - started
     yield {
         "type": "done",

@@ -37,7 +37,13 @@ def whitespace_tokens(texts: Sequence[str]) -> list[int]:
 
 
 def sentence_spans(text: str, base: int = 0) -> list[tuple[int, int]]:
-    return [(base + s.start, base + s.stop) for s in sentenize(text)]
+    """Sentences (razdel) within each line: a headline without a full stop is its own."""
+    spans = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        spans.extend((base + pos + s.start, base + pos + s.stop) for s in sentenize(line))
+        pos += len(line)
+    return spans
 
 
 def _split_long(

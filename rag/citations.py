@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from razdel import sentenize
 
+from .chunking import sentence_spans
 from .lexical import tokenize
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
@@ -87,10 +88,10 @@ def best_span(passage: Passage, sentence: str) -> tuple[int, int, str]:
     """The passage sentence that best supports ``sentence``, as offsets in the original."""
     best = (0.0, passage.start, passage.end, passage.text)
     target = set(tokenize(strip_markers(sentence)))
-    for s in sentenize(passage.text):
-        overlap = len(target & set(tokenize(s.text)))
+    for a, b in sentence_spans(passage.text):
+        overlap = len(target & set(tokenize(passage.text[a:b])))
         if overlap > best[0]:
-            best = (overlap, passage.start + s.start, passage.start + s.stop, s.text)
+            best = (overlap, passage.start + a, passage.start + b, passage.text[a:b])
     return best[1], best[2], best[3]
 
 

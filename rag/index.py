@@ -37,6 +37,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+CHUNKER_VERSION = "razdel-per-line-2"  # bump when chunk boundaries change
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
 
 
@@ -238,6 +239,7 @@ def settings_signature(settings: Settings, embedder_fingerprint: str) -> dict:
         "embedding_fingerprint": embedder_fingerprint,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap_sentences": settings.chunk_overlap_sentences,
+        "chunker": CHUNKER_VERSION,
         "format": FORMAT_VERSION,
     }
 

@@ -82,6 +82,7 @@ class LlamaCppLLM:
         eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
         bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self.reuse_prefix = settings.llm_reuse_prefix
         self._lock = threading.Lock()  # one generation at a time on one context
         self._prefix: list[int] = []
         self._prefix_state = None
@@ -95,6 +96,8 @@ class LlamaCppLLM:
 
     def warm_prefix(self, fixed: list[dict]) -> int:
         """Evaluate the fixed part of every answer prompt once and keep its KV state."""
+        if not self.reuse_prefix:
+            return 0
         probe_a = self.render([*fixed, {"role": "user", "content": "а"}])
         probe_b = self.render([*fixed, {"role": "user", "content": "б"}])
         prefix = []
@@ -116,6 +119,8 @@ class LlamaCppLLM:
                 f"prompt of {len(tokens)} tokens does not fit the context ({self.context_size})"
             )
         with self._lock:
+            if not self.reuse_prefix:
+                self.llama.reset()  # baseline: evaluate the whole prompt every time
             cached = list(self.llama._input_ids[: len(self._prefix)])
             if (
                 self._prefix

@@ -52,7 +52,7 @@ class Settings:
 
     # Answering
     context_passages: int = 3  # passages given to the LLM
-    passage_tokens: int = 90  # LLM tokens per passage (best sentences and their neighbours)
+    passage_tokens: int = 120  # LLM tokens per passage (best sentences and their neighbours)
     history_turns: int = 2  # conversation turns kept for follow-ups
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
@@ -66,6 +66,7 @@ class Settings:
     llm_threads: int = 0  # 0: all cores
     llm_context: int = 4096
     llm_max_tokens: int = 320
+    llm_reuse_prefix: bool = True  # keep the evaluated system prompt + examples (KV state)
     temperature: float = 0.1
 
     # Limits

@@ -152,9 +152,9 @@ def citation_choices(citations: list[dict]) -> list[tuple[str, int]]:
 
 def safe_upload_name(name: str) -> str:
     """A plain file name for the corpus, or a ValueError that says why not."""
-    base = os.path.basename(name.replace("\\", "/"))
-    if not base or base != name.replace("\\", "/").split("/")[-1] or base.startswith("."):
-        raise ValueError(f"«{name}»: недопустимое имя файла")
+    base = name.strip()
+    if not base or "/" in base or "\\" in base or base.startswith("."):
+        raise ValueError(f"«{name}»: имя файла не должно содержать путь или начинаться с точки")
     if any(ch in base for ch in '<>:"|?*\x00') or ".." in base:
         raise ValueError(f"«{name}»: недопустимые символы в имени файла")
     if Path(base).suffix.lower() not in ARTICLE_SUFFIXES:

@@ -73,7 +73,7 @@ def test_refusal_detection():
 
 @pytest.fixture(scope="module")
 def tiny_settings():
-    settings = Settings.from_env(llm_model="smollm2-135m-instruct", llm_context=1024)
+    settings = Settings.from_env(llm_model="smollm2-135m-instruct", llm_context=2048)
     if not MODELS["smollm2-135m-instruct"].is_installed(settings.models_dir):
         pytest.fail("run `rag models smollm2-135m-instruct` (test.sh does)")
     return settings
@@ -86,10 +86,10 @@ def tiny_llm(tiny_settings):
 
 def test_token_budget_keeps_the_newest_turns(tiny_llm):
     history = [
-        (f"Вопрос номер {i} " + "слово " * 60, f"Ответ {i} " + "текст " * 60) for i in range(40)
+        (f"Вопрос номер {i} " + "слово " * 15, f"Ответ {i} " + "текст " * 15) for i in range(40)
     ]
     passages = [
-        Passage(i, "f.txt", "Заголовок", 0, 10, "Фрагмент статьи. " * 40) for i in range(1, 6)
+        Passage(i, "f.txt", "Заголовок", 0, 10, "Фрагмент статьи. " * 30) for i in range(1, 6)
     ]
     kept_passages, kept_history = fit_budget(tiny_llm, passages, "Вопрос?", history, 200)
     msgs = prompts.answer_messages(
@@ -121,7 +121,7 @@ def _engine(built_engine, **overrides) -> Engine:
 
 
 def test_weak_evidence_is_refused_without_calling_the_llm(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=1024)
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
     result = answer(engine, "Кто выиграл чемпионат мира по футболу 2018 года?")
     assert result["refused"] and result["citations"] == []
     assert "first_token_s" not in result["timings"]  # the LLM never ran
@@ -129,7 +129,7 @@ def test_weak_evidence_is_refused_without_calling_the_llm(built_engine, tiny_set
 
 
 def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=1024)
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
     kinds = [e["type"] for e in engine.ask("Сколько терактов предотвращено с 2014 года?")]
     assert kinds[0] == "standalone" and kinds[1] == "evidence" and kinds[-1] == "done"
     assert "token" in kinds and kinds.index("evidence") < kinds.index("token")

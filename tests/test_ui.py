@@ -195,4 +195,4 @@ def test_two_sessions_do_not_share_history(server):
     assert first[0] in text_a and second[0] not in text_a
     assert second[0] in text_b and first[0] not in text_b
     # each follow-up was answered from its own conversation's article
-    assert first[1] in str(follow_a[1]) and second[1] in str(follow_b[1])
+    assert first[1] in str(follow_a[2]) and second[1] in str(follow_b[2])  # citation list
