@@ -155,6 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine.search("прогрев")  # load models before timing
     results = {}
     for mode in modes:
+        engine.retriever.clear_cache()  # time every mode with fresh query embeddings
 
         def retrieve(item: dict, mode: str = mode) -> tuple[str, list[str]]:
             query = engine.standalone_question(item["q"], item.get("history"))

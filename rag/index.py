@@ -89,7 +89,7 @@ def choose_faiss_kind(n_vectors: int, setting: str) -> str:
     """Exact search while it is fast enough; HNSW beyond (see bench/scale.py)."""
     if setting != "auto":
         return setting
-    return "flat" if n_vectors < 200_000 else "hnsw"
+    return "flat" if n_vectors < 100_000 else "hnsw"
 
 
 def make_faiss_index(vectors: np.ndarray, kind: str) -> faiss.Index:

@@ -120,6 +120,9 @@ class Retriever:
                 index = self._index
         return index
 
+    def clear_cache(self) -> None:
+        self._query_cache.clear()
+
     def embed_query(self, query: str) -> np.ndarray:
         vector = self._query_cache.get(query)
         if vector is None:
