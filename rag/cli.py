@@ -12,6 +12,12 @@ from .settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "no_llm", False):
+        return _settings_from(args).replace(llm_model="", llm_url="")
+    return _settings_from(args)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
@@ -102,10 +108,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .answer import QuestionError
     from .engine import Engine
 
-    settings = _settings(args)
-    if args.no_llm:
-        settings = settings.replace(llm_model="", llm_url="")
-    engine = Engine(settings)
+    engine = Engine(_settings(args))
     history = []
     if args.history:
         raw = json.loads(Path(args.history).read_text(encoding="utf-8"))
@@ -146,10 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .evaluate import evaluate, format_table, load_questions
 
-    settings = _settings(args)
-    if args.no_llm:
-        settings = settings.replace(llm_model="", llm_url="")
-    engine = Engine(settings)
+    engine = Engine(_settings(args))
     questions = load_questions(args.file)
     modes = args.modes.split(",") if args.modes else [engine.settings.search_mode]
     engine.search("прогрев")  # load models before timing

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,19 @@ def built_engine(tmp_path_factory, embedder) -> Engine:
     engine.__dict__["embedder"] = embedder
     engine.build_index()
     return engine
+
+
+def run_cli(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``rag ARGS`` in a fresh process against ``engine``'s corpus and index."""
+    env = dict(
+        os.environ,
+        RAG_CORPUS_DIR=str(engine.settings.corpus_dir),
+        RAG_INDEX_DIR=str(engine.settings.index_dir),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+    )

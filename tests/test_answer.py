@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from rag.engine import Engine
 from rag.llm import LLMError, OpenAICompatibleLLM, load_llm
 from rag.models import MODELS
 from rag.settings import Settings
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, run_cli
 
 A = "000_14c9b7630dbfab34.txt"
 B = "001_2058e0d0ac905499.txt"
@@ -136,25 +135,8 @@ def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
 
 
 def test_no_llm_answer_is_extractive_with_citations(built_engine):
-    env = dict(
-        os.environ,
-        RAG_CORPUS_DIR=str(built_engine.settings.corpus_dir),
-        RAG_INDEX_DIR=str(built_engine.settings.index_dir),
-    )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag.cli",
-            "ask",
-            "Сколько терактов предотвращено с 2014 года?",
-            "--no-llm",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    out = run_cli(
+        built_engine, "ask", "Сколько терактов предотвращено с 2014 года?", "--no-llm", "--json"
     )
     data = json.loads(out.stdout)
     assert set(data) == {

@@ -13,7 +13,7 @@ import pytest
 from filelock import FileLock
 
 from rag.index import Index, IndexBusyError, IndexCorruptError, IndexMissingError
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, run_cli
 
 
 def test_built_index_has_manifest_and_exact_offsets(built_engine):
@@ -142,17 +142,7 @@ def test_truncated_index_file_gives_a_clear_message(make_engine):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexCorruptError, match=r"half-written.*rag index --rebuild"):
         Index.load(engine.settings.index_dir)
-    env = dict(
-        os.environ,
-        RAG_CORPUS_DIR=str(engine.settings.corpus_dir),
-        RAG_INDEX_DIR=str(engine.settings.index_dir),
-    )
-    out = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "search", "теракт"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    out = run_cli(engine, "search", "теракт", check=False)
     assert out.returncode == 1
     assert "rag index --rebuild" in out.stderr and "Traceback" not in out.stderr
     # a rebuild recovers
@@ -182,26 +172,8 @@ def test_second_concurrent_build_is_refused(make_engine):
 
 
 def test_cli_search_json_shape(built_engine):
-    env = dict(
-        os.environ,
-        RAG_CORPUS_DIR=str(built_engine.settings.corpus_dir),
-        RAG_INDEX_DIR=str(built_engine.settings.index_dir),
-    )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rag.cli",
-            "search",
-            "Сколько терактов предотвращено с 2014 года?",
-            "--k",
-            "3",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    out = run_cli(
+        built_engine, "search", "Сколько терактов предотвращено с 2014 года?", "--k", "3", "--json"
     )
     data = json.loads(out.stdout)
     assert data["query"] == "Сколько терактов предотвращено с 2014 года?"
