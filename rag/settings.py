@@ -56,8 +56,8 @@ class Settings:
     history_turns: int = 2  # conversation turns kept for follow-ups
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
-    # refusal_min_coverage); calibrated on tests/data/dev.jsonl: the lowest values that
-    # refuse no answerable question there (check with `rag eval … --answers`).
+    # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while
+    # refusing no answerable question there (check with `rag eval … --answers`).
     refusal_min_dense: float = 0.35
     refusal_min_coverage: float = 0.5
 
