@@ -118,17 +118,8 @@ def fit_budget(llm, passages, question, history, max_tokens):
     limit = llm.context_size - max_tokens - 16
 
     def size() -> int:
-        return len(
-            llm.render(
-                prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
-            )
-        )
-
-    if not hasattr(llm, "render"):  # remote server: estimate from characters
-
-        def size() -> int:
-            msgs = prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
-            return sum(llm.count_tokens(m["content"]) + 4 for m in msgs)
+        messages = prompts.answer_messages([(p.title, p.text) for p in passages], question, history)
+        return llm.prompt_tokens(messages)
 
     while size() > limit and len(history) > 1:
         history.pop(0)

@@ -129,7 +129,4 @@ def check_answer(
                 p = by_n[n]
                 start, end, span = best_span(p, sentence.text)
                 citations[n] = Citation(n, p.file, p.title, start, end, span, True)
-    unsupported = [s for s in sentences if not s.supported]
-    for s in unsupported:  # keep the answer honest about what has no source
-        s.cited = []
     return " ".join(text_parts), sentences, sorted(citations.values(), key=lambda c: c.n)

@@ -52,11 +52,8 @@ def load_questions(path: Path) -> list[dict]:
 
 
 def file_ranking(files: list[str]) -> list[str]:
-    seen: list[str] = []
-    for f in files:
-        if f not in seen:
-            seen.append(f)
-    return seen
+    """Distinct files in order of first appearance."""
+    return list(dict.fromkeys(files))
 
 
 def retrieval_scores(ranking: list[str], gold: list[str]) -> dict[str, float]:

@@ -94,6 +94,10 @@ class LlamaCppLLM:
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        """Exact size of the rendered chat prompt."""
+        return len(self.render(messages))
+
     def warm_prefix(self, fixed: list[dict]) -> int:
         """Evaluate the fixed part of every answer prompt once and keep its KV state."""
         if not self.reuse_prefix:
@@ -155,6 +159,9 @@ class OpenAICompatibleLLM:
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 3)  # conservative estimate; the server counts exactly
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        return sum(self.count_tokens(m["content"]) + 4 for m in messages)
 
     def warm_prefix(self, fixed: list[dict]) -> int:
         return 0  # the server keeps its own prompt cache
