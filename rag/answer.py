@@ -72,14 +72,18 @@ def evidence_window(hit, question: str, budget: int, count_tokens) -> tuple[int,
         if not grown:
             break
     a, b = spans[lo][0], spans[hi][1]
-    text = hit.text[a:b]
-    if count_tokens(text) > budget:  # one sentence over budget: cut at a word
-        words_ = text.split()
-        while words_ and count_tokens(" ".join(words_)) > budget:
-            words_ = words_[: max(1, int(len(words_) * 0.8))]
-        b = a + len(" ".join(words_)) if text.startswith(" ".join(words_)) else b
-        text = hit.text[a:b]
-    return hit.start + a, hit.start + b, text
+    b = a + prefix_within(hit.text[a:b], lambda t: count_tokens(t) <= budget)
+    return hit.start + a, hit.start + b, hit.text[a:b]
+
+
+def prefix_within(text: str, fits) -> int:
+    """Length of the longest word-boundary prefix of ``text`` (cut by fifths) that
+    ``fits``; at least one word. Cutting the original keeps offsets exact."""
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+    keep = len(ends)
+    while keep > 1 and not fits(text[: ends[keep - 1]]):
+        keep = max(1, int(keep * 0.8))
+    return ends[keep - 1] if ends else len(text)
 
 
 def build_passages(hits, question: str, budget: int, count_tokens) -> list[Passage]:
@@ -127,9 +131,15 @@ def fit_budget(llm, passages, question, history, max_tokens):
         passages.pop()
     if size() > limit:
         history.clear()
-    while size() > limit and len(passages[0].text.split()) > 20:  # shorten the last one
-        words = passages[0].text.split()
-        passages[0] = replace(passages[0], text=" ".join(words[: int(len(words) * 0.8)]))
+    if size() > limit:  # shorten the one passage left, at a word, offsets kept exact
+        first = passages[0]
+
+        def fits(text: str) -> bool:
+            passages[0] = replace(first, text=text, end=first.start + len(text))
+            return size() <= limit
+
+        keep = prefix_within(first.text, fits)
+        passages[0] = replace(first, text=first.text[:keep], end=first.start + keep)
     if size() > limit:
         raise QuestionError("Вопрос и найденные фрагменты не помещаются в контекст модели.")
     return passages, history

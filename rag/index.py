@@ -138,6 +138,26 @@ class Index:
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def disk_problem(self, index_dir: Path) -> str | None:
+        """Whether this build's files are still on disk as written (sizes only: cheap)."""
+        if current_build_id(index_dir) != self.build_id:
+            return (
+                f"the index pointer {index_dir / 'CURRENT'} is missing or names another build; "
+                "searches use the copy loaded in memory until the index is rebuilt"
+            )
+        for rel, meta in self.manifest.get("files", {}).items():
+            file = self.path / rel
+            try:
+                size = file.stat().st_size
+            except OSError:
+                size = -1
+            if size != meta["size"]:
+                return (
+                    f"index file {file} is missing or damaged on disk; searches use the copy "
+                    "loaded in memory until the index is rebuilt"
+                )
+        return None
+
     @classmethod
     def load(cls, index_dir: Path) -> Index:
         path = current_build_path(index_dir)

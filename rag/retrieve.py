@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .index import Index, current_build_id
+from .index import Index, IndexError_, current_build_id
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "lexical", "hybrid")
 
@@ -105,20 +108,43 @@ class Retriever:
         self.settings = settings
         self.embedder = embedder
         self._index: Index | None = None
+        self._failed_build: str | None = None  # a build that failed to load, not retried
+        self.load_problem: str | None = None
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def index(self) -> Index:
-        """The live index, reloaded when ``CURRENT`` names a different build."""
+        """The live index, reloaded when ``CURRENT`` names a different build.
+
+        Once a build is loaded it lives in memory: if the files on disk are deleted or a
+        newer build cannot be read, searches go on with the loaded copy and
+        ``problem()`` says why (a rebuild clears it). Only the first load can fail.
+        """
         live = current_build_id(self.settings.index_dir)
         index = self._index
-        if index is None or (live is not None and live != index.build_id):
+        if index is None or (live is not None and live not in (index.build_id, self._failed_build)):
             with self._lock:
-                if self._index is None or self._index.build_id != live:
-                    self._index = Index.load(self.settings.index_dir)
+                if self._index is None or live not in (self._index.build_id, self._failed_build):
+                    try:
+                        self._index = Index.load(self.settings.index_dir)
+                        self._failed_build, self.load_problem = None, None
+                    except IndexError_ as exc:
+                        if self._index is None:
+                            raise
+                        log.warning("keeping the loaded index: %s", exc)
+                        self._failed_build, self.load_problem = live, str(exc)
                 index = self._index
         return index
+
+    def problem(self) -> str | None:
+        """Why the index on disk differs from the one in use, or None when all is well."""
+        if self._index is None:
+            return None
+        self.index  # noqa: B018 - picks up a newer build first
+        if self.load_problem:
+            return self.load_problem
+        return self._index.disk_problem(self.settings.index_dir)
 
     def clear_cache(self) -> None:
         self._query_cache.clear()

@@ -119,15 +119,27 @@ def render_passages(passages: list[dict], empty: str) -> str:
     return "\n".join(out)
 
 
-def render_article(settings: Settings, file: str, start: int, end: int) -> str:
-    """The whole article with [start:end] highlighted; only files inside the corpus."""
+def render_article(
+    settings: Settings, file: str, start: int, end: int, expected: str | None = None
+) -> str:
+    """The whole article with [start:end] highlighted; only files inside the corpus.
+
+    ``expected`` is the cited text: if the file no longer has it at those offsets, the
+    article was edited after indexing and the reader is told so instead of being shown
+    a wrong highlight.
+    """
     try:
         doc = load_document(settings.corpus_dir, file)
     except (CorpusError, OSError) as exc:
         return f"<div id='article-view'><p>⚠️ {html.escape(str(exc))}</p></div>"
     text = doc.original
-    if not (0 <= start <= end <= len(text)):
-        return "<div id='article-view'><p>⚠️ The article has changed since it was indexed.</p></div>"
+    in_bounds = 0 <= start <= end <= len(text)
+    if not in_bounds or (expected is not None and text[start:end] != expected):
+        note = (
+            f"⚠️ {file} has changed since it was indexed: the cited passage is no longer at "
+            "these offsets. Update the index (Articles tab) and ask again."
+        )
+        return f"<div id='article-view'><p>{html.escape(note)}</p></div>"
     body = (
         html.escape(text[:start])
         + "<mark>"
@@ -207,6 +219,9 @@ def status_text(engine: Engine) -> str:
         f"Индекс {index.build_id}: {len(index.manifest['documents'])} статей, "
         f"{len(index)} фрагментов."
     )
+    problem = engine.retriever.problem()
+    if problem:
+        return f"{head} ⚠️ {problem}. Нажмите «Обновить индекс»."
     if st["up_to_date"]:
         return head + " Корпус не менялся с последней сборки."
     parts = [
@@ -340,7 +355,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
             if index is None or not cites or index >= len(cites):
                 return gr.update()
             c = cites[index]
-            return render_article(settings, c["file"], c["start"], c["end"])
+            return render_article(settings, c["file"], c["start"], c["end"], c.get("text"))
 
         citation_pick.change(show_citation, [citation_pick, citations_state], article).then(
             None, None, None, js=SCROLL_JS
@@ -413,6 +428,9 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                     text = result.summary()
                 except IndexError_ as exc:
                     text = f"⚠️ {exc}"
+                except OSError as exc:  # e.g. disk full: the build folder is discarded
+                    log.exception("index build failed")
+                    text = f"⚠️ Сборка не удалась ({exc}); используется прежний индекс."
                 return (text.replace("\n", "  \n"), *refresh())
 
             upload.upload(on_upload, [upload, overwrite], [upload_log, status, table])
@@ -422,6 +440,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                 [upload_log, status, table],
                 concurrency_limit=1,
                 concurrency_id="rebuild",
+                api_name="rebuild",
             )
 
         with gr.Tab(labels["settings"], id="settings"):
@@ -446,7 +465,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
             for control in (k_slider, mode_pref, temp_slider):
                 control.change(set_prefs, [k_slider, mode_pref, temp_slider], prefs_state)
 
-        app.load(refresh, None, [status, table])
+        app.load(refresh, None, [status, table], api_name="status")
     return app
 
 
@@ -462,11 +481,11 @@ def main(argv: list[str] | None = None) -> None:
     engine = Engine(settings)
     if not args.no_preload:
         started = time.time()
-        engine.embedder  # noqa: B018
-        try:
+        try:  # the LLM first: a missing or damaged model file fails in seconds
             engine.llm  # noqa: B018
         except LLMError as exc:
             raise SystemExit(f"error: {exc}") from exc
+        engine.embedder  # noqa: B018
         log.info("models loaded in %.1f s", time.time() - started)
     auth = None
     if os.environ.get("RAG_USERNAME") and os.environ.get("RAG_PASSWORD"):

@@ -99,6 +99,16 @@ def test_token_budget_keeps_the_newest_turns(tiny_llm):
     assert len(kept_history) < len(history)
 
 
+def test_a_passage_shortened_to_fit_keeps_exact_offsets(tiny_llm):
+    original = (CORPUS / "000_14c9b7630dbfab34.txt").read_text(encoding="utf-8")
+    start, end = 0, len(original)  # the whole article, newlines and all: far too long
+    passage = Passage(1, "000_14c9b7630dbfab34.txt", "T", start, end, original[start:end])
+    budget = tiny_llm.context_size - 1200  # leaves room for a few hundred tokens of text
+    (kept,), _ = fit_budget(tiny_llm, [passage], "Вопрос?", [], budget)
+    assert 0 < len(kept.text) < len(original)
+    assert original[kept.start : kept.end] == kept.text
+
+
 def test_missing_or_broken_model_gives_a_clear_error(tmp_path):
     with pytest.raises(LLMError, match="does not exist"):
         load_llm(Settings.from_env(llm_model=str(tmp_path / "nope.gguf")))
