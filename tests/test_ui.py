@@ -196,3 +196,25 @@ def test_two_sessions_do_not_share_history(server):
     assert second[0] in text_b and first[0] not in text_b
     # each follow-up was answered from its own conversation's article
     assert first[1] in str(follow_a[2]) and second[1] in str(follow_b[2])  # citation list
+
+
+def test_short_load_run_has_no_errors(server, tmp_path):
+    """bench/load.py for 30 s against a live server: 3 users, searches, answers, follow-ups."""
+    import json
+
+    url, _ = server(RAG_LLM_MODEL="")
+    figures = tmp_path / "load.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "bench/load.py"),
+            *("--url", url, "--users", "3", "--duration", "30", "--json", str(figures)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(figures.read_text(encoding="utf-8"))
+    assert report["run"]["errors"] == 0 and not report["server"]["died"]
+    assert {"search", "answer"} <= set(report["kinds"]) and report["run"]["requests"] > 10
