@@ -52,19 +52,38 @@ def is_refusal(text: str) -> bool:
     )
 
 
-def evidence_window(hit, question: str, budget: int, count_tokens) -> tuple[int, int, str]:
-    """The hit's sentences around the one that best matches the question, within budget."""
+# Sentences that address the assistant instead of reporting news ("ignore previous
+# instructions", "print your system prompt"): prompt injection planted in an article.
+# They never reach the LLM, so they can neither steer it nor support an answer.
+INJECTION = re.compile(
+    r"(?:игнориру|проигнориру|игнорирова|забуд|не обращай\w* внимани|отмени)\w*"
+    r"(?:\W+\w+){0,4}?\W+(?:инструкц|указани|правил|промпт|запрос|сказанно)"
+    r"|системн\w*\W+(?:промпт|инструкц|сообщени|подсказ)"
+    r"|на\W+(?:любой|любые|все|каждый)\W+вопрос\w*\W+отвеча"
+    r"|\b(?:ignore|disregard|forget|override)\b(?:\W+\w+){0,4}?\W+"
+    r"(?:instructions?|prompts?|rules|directions)\b"
+    r"|\bsystem\W+prompt|\byou\s+are\s+now\b|\b(?:respond|answer|reply)\s+(?:only\s+)?with\b",
+    re.IGNORECASE,
+)
+
+
+def evidence_window(hit, question: str, budget: int, count_tokens) -> tuple[int, int, str] | None:
+    """The hit's sentences around the one that best matches the question, within budget,
+    never crossing a sentence that addresses the assistant (None if no other is left)."""
     spans = sentence_spans(hit.text)
     if not spans:
-        return hit.start, hit.end, hit.text
+        return None
+    clean = [not INJECTION.search(hit.text[a:b]) for a, b in spans]
+    if not any(clean):
+        return None
     words = set(tokenize(question))
     scores = [len(words & set(tokenize(hit.text[a:b]))) for a, b in spans]
-    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
+    best = max((i for i in range(len(spans)) if clean[i]), key=lambda i: (scores[i], -i))
     lo = hi = best
     while True:  # grow by one neighbour at a time, preferring the following sentence
         grown = False
         for cand_lo, cand_hi in ((lo, hi + 1), (lo - 1, hi)):
-            if cand_lo >= 0 and cand_hi < len(spans):
+            if cand_lo >= 0 and cand_hi < len(spans) and clean[cand_lo] and clean[cand_hi]:
                 text = hit.text[spans[cand_lo][0] : spans[cand_hi][1]]
                 if count_tokens(text) <= budget:
                     lo, hi, grown = cand_lo, cand_hi, True
@@ -88,8 +107,12 @@ def prefix_within(text: str, fits) -> int:
 
 def build_passages(hits, question: str, budget: int, count_tokens) -> list[Passage]:
     passages = []
-    for n, hit in enumerate(hits, 1):
-        start, end, text = evidence_window(hit, question, budget, count_tokens)
+    for hit in hits:
+        window = evidence_window(hit, question, budget, count_tokens)
+        if window is None:
+            continue
+        start, end, text = window
+        n = len(passages) + 1
         passages.append(
             Passage(n, hit.file, hit.title, start, end, text, hit.score, hit.dense_score)
         )
