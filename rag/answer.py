@@ -19,7 +19,14 @@ from .chunking import sentence_spans
 from .citations import Passage, check_answer, parse_markers, strip_markers
 from .lexical import tokenize
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+def _visible(ch: str) -> str:
+    """Control and line-separator characters become spaces; invisible format characters
+    (zero-width, bidi overrides and isolates, soft hyphen, BOM) are dropped."""
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Zl", "Zp") or ch == "\u200b":
+        return " "
+    return "" if category == "Cf" else ch
 
 
 class QuestionError(ValueError):
@@ -27,7 +34,7 @@ class QuestionError(ValueError):
 
 
 def clean_question(question: str, max_chars: int) -> str:
-    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question or ""))
+    text = unicodedata.normalize("NFC", "".join(map(_visible, question or "")))
     text = " ".join(text.split())
     if not text or not any(ch.isalnum() for ch in text):
         raise QuestionError("Пустой вопрос: напишите, что вы хотите узнать из статей.")

@@ -41,7 +41,11 @@ def sentence_spans(text: str, base: int = 0) -> list[tuple[int, int]]:
     spans = []
     pos = 0
     for line in text.splitlines(keepends=True):
-        spans.extend((base + pos + s.start, base + pos + s.stop) for s in sentenize(line))
+        # razdel yields an empty "sentence" for a blank line: it is not one (an empty unit
+        # would become an empty chunk, or the only "overlap" between two chunks).
+        spans.extend(
+            (base + pos + s.start, base + pos + s.stop) for s in sentenize(line) if s.text.strip()
+        )
         pos += len(line)
     return spans
 
@@ -107,9 +111,13 @@ def chunk_document(
             )
             if j >= len(units):
                 break
-            # Overlap: step back a few sentences, but always move forward.
+            # Overlap: step back a few sentences, but always move forward, and only as far
+            # as still leaves room for the next sentence (else the next chunk only repeats).
             back = min(overlap, j - i - 1)
-            while back > 0 and sum(u[2] for u in units[j - back : j]) > max_tokens // 2:
+            while back > 0 and (
+                sum(u[2] for u in units[j - back : j]) > max_tokens // 2
+                or count([doc.original[units[j - back][0] : units[j][1]]])[0] > max_tokens
+            ):
                 back -= 1
             i = j - back
     return chunks

@@ -15,6 +15,7 @@ import html
 import logging
 import os
 import time
+import unicodedata
 from pathlib import Path
 
 import gradio as gr
@@ -167,8 +168,11 @@ def safe_upload_name(name: str) -> str:
     base = name.strip()
     if not base or "/" in base or "\\" in base or base.startswith("."):
         raise ValueError(f"«{name}»: имя файла не должно содержать путь или начинаться с точки")
-    if any(ch in base for ch in '<>:"|?*\x00') or ".." in base:
-        raise ValueError(f"«{name}»: недопустимые символы в имени файла")
+    invisible = any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in base)
+    if invisible or any(ch in base for ch in '<>:"|?*') or ".." in base:
+        raise ValueError(f"«{name!r}»: недопустимые символы в имени файла")
+    if len(base.encode("utf-8", "surrogatepass")) > 200:
+        raise ValueError(f"«{base[:40]}…»: имя файла длиннее 200 байт")
     if Path(base).suffix.lower() not in ARTICLE_SUFFIXES:
         raise ValueError(f"«{base}»: принимаются только файлы .txt и .md")
     return base
@@ -198,6 +202,8 @@ def add_articles(
             messages.append(f"❌ «{os.path.basename(name)}»: {exc}")
         except ValueError as exc:
             messages.append(f"❌ {exc}")
+        except OSError as exc:  # the folder is read-only, the disk is full, ...
+            messages.append(f"❌ «{os.path.basename(name)}»: не удалось сохранить ({exc})")
     return messages
 
 
