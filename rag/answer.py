@@ -222,11 +222,16 @@ def ask(
         raw = extractive_answer(standalone, passages)
         yield {"type": "token", "text": raw}
     else:
+        # With the conversation in the prompt the LLM reads the question as asked;
+        # without it, the rewritten question carries the context.
+        turns = settings.answer_history_turns
+        prompt_history = history[-turns:] if turns else []
+        asked = question if prompt_history else standalone
         passages, kept_history = fit_budget(
-            llm, passages, question, history, settings.llm_max_tokens
+            llm, passages, asked, prompt_history, settings.llm_max_tokens
         )
         messages = prompts.answer_messages(
-            [(p.title, p.text) for p in passages], question, kept_history
+            [(p.title, p.text) for p in passages], asked, kept_history
         )
         temp = settings.temperature if temperature is None else temperature
         pieces = 0

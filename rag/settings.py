@@ -53,7 +53,10 @@ class Settings:
     # Answering
     context_passages: int = 3  # passages given to the LLM
     passage_tokens: int = 120  # LLM tokens per passage (best sentences and their neighbours)
-    history_turns: int = 2  # conversation turns kept for follow-ups
+    history_turns: int = 2  # conversation turns the follow-up rewrite sees
+    # Turns also put in the answer prompt. 0: the LLM answers the rewritten, self-contained
+    # question alone; history would cost ~5 s of prefill per turn on 2 cores (bench/report.py).
+    answer_history_turns: int = 0
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while

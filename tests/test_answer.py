@@ -144,6 +144,35 @@ def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
     assert "token" in kinds and kinds.index("evidence") < kinds.index("token")
 
 
+@pytest.mark.parametrize("turns", [0, 2])
+def test_answer_prompt_has_the_conversation_only_when_configured(
+    built_engine, tiny_settings, turns
+):
+    engine = _engine(
+        built_engine,
+        llm_model=tiny_settings.llm_model,
+        llm_context=2048,
+        answer_history_turns=turns,
+        llm_max_tokens=16,
+    )
+    prompts_seen = []
+    stream = engine.llm.stream
+
+    def spy(messages, *args):
+        prompts_seen.append(messages)
+        yield from stream(messages, *args)
+
+    engine.llm.stream = spy
+    history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны [1].")]
+    result = answer(engine, "А когда её раскрыли?", history)
+    final = " ".join(m["content"] for m in prompts_seen[-1])
+    assert len(prompts_seen) == 2  # the rewrite, then the answer
+    if turns:
+        assert "Аким Астаны" in final and "А когда её раскрыли?" in final
+    else:
+        assert "Аким Астаны" not in final and result["standalone_question"] in final
+
+
 def test_no_llm_answer_is_extractive_with_citations(built_engine):
     out = run_cli(
         built_engine, "ask", "Сколько терактов предотвращено с 2014 года?", "--no-llm", "--json"
