@@ -13,7 +13,7 @@ import pytest
 from rag.index import Index
 from rag.models import MODELS
 from rag.settings import PROJECT_ROOT, Settings
-from rag.ui_app import render_article
+from rag.ui_app import render_article, status_text
 
 QUESTION = "Сколько терактов предотвращено с 2014 года?"
 GOLD = "000_14c9b7630dbfab34.txt"
@@ -29,10 +29,13 @@ def test_index_deleted_while_serving_keeps_answering_and_rebuild_recovers(make_e
     shutil.rmtree(engine.settings.index_dir)  # someone wipes index/ under the server
     assert [h.file for h in engine.search(QUESTION)] == [h.file for h in first]
     assert "missing" in engine.retriever.problem()
+    status = status_text(engine)  # what the Articles tab shows
+    assert "⚠️" in status and "missing" in status and "Обновить индекс" in status
 
     report = engine.build_index()
     assert report.full_rebuild and report.reason == "no usable previous index"
     assert engine.index.build_id != old_id and engine.retriever.problem() is None
+    assert "⚠️" not in status_text(engine)
     assert engine.search(QUESTION)[0].file == GOLD
 
 
