@@ -88,8 +88,11 @@ def best_span(passage: Passage, sentence: str) -> tuple[int, int, str]:
     """The passage sentence that best supports ``sentence``, as offsets in the original."""
     best = (0.0, passage.start, passage.end, passage.text)
     target = set(tokenize(strip_markers(sentence)))
+    numbers = _numbers(strip_markers(sentence))
     for a, b in sentence_spans(passage.text):
-        overlap = len(target & set(tokenize(passage.text[a:b])))
+        span = passage.text[a:b]
+        # shared numbers count twice: "с 2014 года … 11" beats a headline with "11" alone
+        overlap = len(target & set(tokenize(span))) + len(numbers & _numbers(span))
         if overlap > best[0]:
             best = (overlap, passage.start + a, passage.start + b, passage.text[a:b])
     return best[1], best[2], best[3]
