@@ -139,23 +139,15 @@ class Index:
         return len(self.chunks)
 
     def disk_problem(self, index_dir: Path) -> str | None:
-        """Whether this build's files are still on disk as written (sizes only: cheap)."""
+        """Whether this build's files are still on disk as written, or why not."""
         if current_build_id(index_dir) != self.build_id:
             return (
                 f"the index pointer {index_dir / 'CURRENT'} is missing or names another build; "
                 "searches use the copy loaded in memory until the index is rebuilt"
             )
-        for rel, meta in self.manifest.get("files", {}).items():
-            file = self.path / rel
-            try:
-                size = file.stat().st_size
-            except OSError:
-                size = -1
-            if size != meta["size"]:
-                return (
-                    f"index file {file} is missing or damaged on disk; searches use the copy "
-                    "loaded in memory until the index is rebuilt"
-                )
+        problem = _file_problem(self.path, self.manifest, checksums=False)  # sizes: cheap
+        if problem:
+            return f"{problem}; searches use the copy loaded in memory until the index is rebuilt"
         return None
 
     @classmethod
@@ -217,24 +209,27 @@ def current_build_id(index_dir: Path) -> str | None:
         return None
 
 
-def _verify_files(path: Path, manifest: dict) -> None:
+def _file_problem(path: Path, manifest: dict, checksums: bool) -> str | None:
+    """What is wrong with the build's files on disk (first problem found), or None."""
     for rel, meta in manifest.get("files", {}).items():
         file = path / rel
         if not file.is_file():
-            raise IndexCorruptError(
-                f"index file {file} is missing; rebuild the index with `rag index --rebuild`"
-            )
+            return f"index file {file} is missing"
         size = file.stat().st_size
         if size != meta["size"]:
-            raise IndexCorruptError(
-                f"index file {file} is damaged or half-written ({size} bytes, expected "
-                f"{meta['size']}); rebuild the index with `rag index --rebuild`"
+            expected = meta["size"]
+            return (
+                f"index file {file} is damaged or half-written ({size} bytes, expected {expected})"
             )
-        if sha256_of(file) != meta["sha256"]:
-            raise IndexCorruptError(
-                f"index file {file} does not match its checksum; "
-                "rebuild the index with `rag index --rebuild`"
-            )
+        if checksums and sha256_of(file) != meta["sha256"]:
+            return f"index file {file} does not match its checksum"
+    return None
+
+
+def _verify_files(path: Path, manifest: dict) -> None:
+    problem = _file_problem(path, manifest, checksums=True)
+    if problem:
+        raise IndexCorruptError(f"{problem}; rebuild the index with `rag index --rebuild`")
 
 
 def _fsync_write(path: Path, data: bytes) -> None:

@@ -220,7 +220,6 @@ def status_text(engine: Engine) -> str:
         index = engine.index
     except IndexError_ as exc:
         return f"⚠️ {exc}"
-    st = engine.corpus_status()
     head = (
         f"Индекс {index.build_id}: {len(index.manifest['documents'])} статей, "
         f"{len(index)} фрагментов."
@@ -228,6 +227,7 @@ def status_text(engine: Engine) -> str:
     problem = engine.retriever.problem()
     if problem:
         return f"{head} ⚠️ {problem}. Нажмите «Обновить индекс»."
+    st = engine.corpus_status()  # hashes every article: only when the index itself is fine
     if st["up_to_date"]:
         return head + " Корпус не менялся с последней сборки."
     parts = [
