@@ -130,6 +130,7 @@ class Index:
         self.vectors = vectors
         self.faiss = faiss_index
         self.lexical = lexical
+        self.chunk_files = [c.file for c in chunks]  # row -> article, for article-level fusion
 
     @property
     def build_id(self) -> str:

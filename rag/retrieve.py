@@ -46,6 +46,31 @@ def rrf(rankings: list[tuple[list[int], float]], k: int) -> dict[int, float]:
     return fused
 
 
+def article_ranking(rows: list[int], article_of: list[str]) -> list[str]:
+    """Articles in the order of their best passage in one ranking."""
+    return list(dict.fromkeys(article_of[row] for row in rows))
+
+
+def hybrid_scores(
+    rankings: list[tuple[list[int], float]],
+    article_of: list[str],
+    k: int,
+    article_weight: float,
+) -> dict[int, float]:
+    """Passage RRF plus ``article_weight`` times the RRF of the passage's article.
+
+    Passage-level fusion alone rewards a passage that is second in both rankings over
+    the article whose different passages are first in each; the article term lets
+    agreement on the article count too.
+    """
+    fused = rrf(rankings, k)
+    if article_weight > 0:
+        articles = rrf([(article_ranking(rows, article_of), w) for rows, w in rankings], k)
+        for row in fused:
+            fused[row] += article_weight * articles[article_of[row]]
+    return fused
+
+
 def merge_neighbours(hits: list[Hit]) -> list[Hit]:
     """Join hits that are consecutive, overlapping chunks of one article into one passage.
 
@@ -195,9 +220,11 @@ class Retriever:
             # Trust the lexical ranking as far as the query's words occur in the corpus:
             # an English question over Russian articles matches only numbers and names.
             lexical_weight = self.settings.lexical_weight * index.lexical.coverage(query)
-            fused = rrf(
+            fused = hybrid_scores(
                 [(dense_rows, self.settings.dense_weight), (lexical_rows, lexical_weight)],
+                index.chunk_files,
                 self.settings.rrf_k,
+                self.settings.article_weight,
             )
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 

@@ -48,6 +48,7 @@ class Settings:
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 2.0  # scaled per query by its word coverage (see retrieve.py)
+    article_weight: float = 2.0  # weight of article-level fusion added to each passage; 0 = off
     candidates: int = 30  # per retriever, before fusion
 
     # Answering

@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 
 from rag.cli import main as cli_main
 from rag.lexical import LexicalIndex, tokenize
-from rag.retrieve import Hit, merge_neighbours, rrf
+from rag.retrieve import Hit, hybrid_scores, merge_neighbours, rrf
 
 
 def test_russian_stemming_joins_inflected_forms():
@@ -36,6 +36,20 @@ def test_rrf_order_and_weights():
     assert sorted(fused, key=lambda r: -fused[r]) == [3, 2, 1]
     only_dense = rrf([(dense, 1.0), (lexical, 0.0)], k=60)
     assert sorted(only_dense, key=lambda r: -only_dense[r]) == [1, 2, 3]
+
+
+def test_article_fusion_lets_agreement_on_the_article_count():
+    # Rows 0 and 1 are passages of article A, first in one ranking each and sixth in the
+    # other; row 2 (article B) is second in both. The real case is dev question fa04.
+    article_of = ["A", "A", "B", "C", "C", "C", "C"]
+    dense = [0, 2, 3, 4, 5, 1]
+    lexical = [1, 2, 6, 5, 4, 0]
+    passage_only = hybrid_scores([(dense, 1.0), (lexical, 1.0)], article_of, 60, 0.0)
+    assert max(passage_only, key=passage_only.get) == 2
+    with_articles = hybrid_scores([(dense, 1.0), (lexical, 1.0)], article_of, 60, 2.0)
+    assert max(with_articles, key=with_articles.get) in (0, 1)
+    # The article term only adds: passages of one article keep their own order.
+    assert (with_articles[0] > with_articles[1]) == (passage_only[0] > passage_only[1])
 
 
 def test_neighbouring_chunks_merge_into_one_passage():
