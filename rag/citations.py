@@ -104,11 +104,15 @@ def check_answer(
     """Clean the markers of ``answer`` and verify each sentence; returns the answer with
     corrected markers, the per-sentence verdicts and the resolved citations."""
     by_n = {p.n: p for p in passages}
+    evidence_numbers = set().union(*(_numbers(p.text) for p in passages))
     sentences: list[Sentence] = []
     for s in sentenize(answer.strip()):
         cited = [n for n in dict.fromkeys(parse_markers(s.text)) if n in by_n]
         plain = strip_markers(s.text)
         if not plain:
+            continue
+        if _numbers(plain) - evidence_numbers:  # a figure no passage gives is invented
+            sentences.append(Sentence(plain, [], False))
             continue
         scores = {p.n: support(plain, p.text) for p in passages}
         good = [n for n in cited if scores[n] >= SUPPORT_THRESHOLD]

@@ -44,12 +44,13 @@ def test_citations_are_checked_and_reattributed():
     raw = (
         "С 2014 года предотвращено 11 террористических актов [2]. "  # wrong passage: fixed to [1]
         "Задержан и выдан 31 иностранец [2][7]. "  # [7] does not exist: dropped
-        "Луна сделана из сыра [1]."  # nothing supports it
+        "Луна сделана из сыра [1]. "  # nothing supports it
+        "В 2020 году предотвращено 11 террористических актов [1]."  # 2020 is in no passage
     )
     text, sentences, citations = check_answer(raw, [p1, p2])
     assert "[7]" not in text
-    assert [s.cited for s in sentences] == [[1], [2], []]
-    assert [s.supported for s in sentences] == [True, True, False]
+    assert [s.cited for s in sentences] == [[1], [2], [], []]
+    assert [s.supported for s in sentences] == [True, True, False, False]
     assert [c.n for c in citations] == [1, 2]
     for c in citations:  # every citation resolves to a span of its original article
         assert (CORPUS / c.file).read_text("utf-8")[c.start : c.end] == c.text
