@@ -109,7 +109,7 @@ def check_answer(
     for s in sentenize(answer.strip()):
         cited = [n for n in dict.fromkeys(parse_markers(s.text)) if n in by_n]
         plain = strip_markers(s.text)
-        if not plain:
+        if not re.search(r"\w", plain):  # a stray marker or punctuation: nothing to check
             continue
         if _numbers(plain) - evidence_numbers:  # a figure no passage gives is invented
             sentences.append(Sentence(plain, [], False))

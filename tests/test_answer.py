@@ -45,7 +45,8 @@ def test_citations_are_checked_and_reattributed():
         "С 2014 года предотвращено 11 террористических актов [2]. "  # wrong passage: fixed to [1]
         "Задержан и выдан 31 иностранец [2][7]. "  # [7] does not exist: dropped
         "Луна сделана из сыра [1]. "  # nothing supports it
-        "В 2020 году предотвращено 11 террористических актов [1]."  # 2020 is in no passage
+        "В 2020 году предотвращено 11 террористических актов [1]. "  # 2020 is in no passage
+        " [1]."  # a stray marker after the last sentence: dropped, not a sentence
     )
     text, sentences, citations = check_answer(raw, [p1, p2])
     assert "[7]" not in text
