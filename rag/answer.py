@@ -140,7 +140,8 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
     parts = []
     for _, _, text, n in chosen:
         end = len(text.rstrip(".!?…"))
-        parts.append(f"{text[:end]} [{n}]{text[end:]}")
+        # a headline has no full stop: give it one, or it runs into the next sentence
+        parts.append(f"{text[:end]} [{n}]{text[end:] or '.'}")
     return " ".join(parts)
 
 

@@ -12,7 +12,14 @@ import urllib.request
 import pytest
 
 from rag import prompts
-from rag.answer import QuestionError, answer, clean_question, fit_budget, is_refusal
+from rag.answer import (
+    QuestionError,
+    answer,
+    clean_question,
+    extractive_answer,
+    fit_budget,
+    is_refusal,
+)
 from rag.citations import Passage, check_answer, parse_markers, strip_markers
 from rag.engine import Engine
 from rag.llm import LLMError, OpenAICompatibleLLM, load_llm
@@ -173,6 +180,21 @@ def test_answer_prompt_has_the_conversation_only_when_configured(
         assert "Аким Астаны" in final and "А когда её раскрыли?" in final
     else:
         assert "Аким Астаны" not in final and result["standalone_question"] in final
+
+
+def test_an_extractive_answer_from_a_headline_and_a_sentence_stays_supported():
+    """A headline has no full stop; it must not run into the next sentence, where the
+    pair would match neither passage alone and the answer would be refused."""
+    passages = [
+        Passage(1, "a.txt", "t", 0, 60, "11 терактов предотвращено казахстанскими спецслужбами"),
+        Passage(
+            2, "b.txt", "t", 0, 60, "Спецслужбы обменивались опытом с иностранными партнёрами."
+        ),
+    ]
+    text = extractive_answer("Чему обязаны спецслужбы предотвращением терактов?", passages)
+    _, sentences, citations = check_answer(text, passages)
+    assert len(sentences) == 2 and all(s.supported for s in sentences)
+    assert [c.n for c in citations] == [1, 2]
 
 
 def test_no_llm_answer_is_extractive_with_citations(built_engine):
