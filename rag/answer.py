@@ -145,6 +145,20 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
     return " ".join(parts)
 
 
+def echoes(answer: str, question: str, passages: list[Passage]) -> bool:
+    """Whether every content word of ``answer`` is already in the question or in the
+    headline of a passage it cites. Unsure, the small model repeats the question ("Спецслужбы
+    обязаны предотвращением терактов [1].") or a headline instead of answering: 13 of 58
+    development answers did, and answering those extractively raised accuracy 0.66 → 0.72."""
+    words = set(tokenize(strip_markers(answer)))
+    cited = set(parse_markers(answer))
+    known = set(tokenize(question))
+    for p in passages:
+        if p.n in cited:
+            known.update(tokenize(p.title))
+    return bool(words) and words <= known
+
+
 def fit_budget(llm, passages, question, history, max_tokens):
     """Drop the oldest turns (keeping the newest), then the weakest passages, then the
     newest turn, then shorten the best passage, until the prompt fits the context."""
@@ -247,9 +261,12 @@ def ask(
             timings["tokens_per_s"] = (pieces - 1) / max(generating, 1e-6)
 
     refused = weak or is_refusal(raw)
+    final, fallback = raw, None
+    if llm is not None and not refused and echoes(raw, standalone, passages):
+        final, fallback = extractive_answer(standalone, passages), "extractive"
     sentences, citations = [], []
     if not refused:
-        answer, sentences, citations = check_answer(raw, passages)
+        answer, sentences, citations = check_answer(final, passages)
         # Grounding guard: an answer with no sentence supported by any passage comes from
         # the model, not the articles (or echoes the prompt's example): refuse instead.
         refused = not any(s.supported for s in sentences)
@@ -265,6 +282,9 @@ def ask(
             "raw_answer": raw,
             "refused": refused,
             "weak_evidence": weak,
+            # "extractive": the LLM only repeated the question or a headline, so the answer
+            # is made of the best-matching sentences instead
+            "fallback": fallback,
             "citations": [c.to_dict() for c in citations],
             "unsupported": [s.text for s in sentences if not s.supported],
             "passages": [p.to_dict() for p in passages],

@@ -130,6 +130,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "standalone_question",
             "answer",
             "refused",
+            "fallback",
             "citations",
             "passages",
             "timings",
@@ -137,6 +138,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps({k: result[k] for k in keys}, ensure_ascii=False, indent=1))
         return 0
     print("\n")
+    if result["fallback"]:
+        print("(the LLM only repeated the question; best-matching sentences instead)")
     print(result["answer"])
     for c in result["citations"]:
         print(f"[{c['n']}] {c['file']} [{c['start']}:{c['end']}] {c['title']}")
@@ -170,6 +173,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 return {
                     "answer": result["answer"],
                     "refused": result["refused"],
+                    "fallback": result["fallback"],
                     "cited_files": sorted({c["file"] for c in result["citations"]}),
                     "timings": result["timings"],
                 }

@@ -91,7 +91,8 @@ def evaluate(
     answer: Callable[[dict], dict] | None = None,
 ) -> dict:
     """Score every question. ``retrieve(item)`` returns (standalone query, ranked files);
-    ``answer(item)``, when given, returns {"answer", "refused", "cited_files", "timings"}."""
+    ``answer(item)``, when given, returns {"answer", "refused", "cited_files", "timings"}
+    and optionally "fallback"."""
     rows = []
     for item in questions:
         started = time.perf_counter()
@@ -110,6 +111,8 @@ def evaluate(
             result = answer(item)
             row["answer"] = result["answer"]
             row["refused"] = result["refused"]
+            if result.get("fallback"):
+                row["fallback"] = result["fallback"]
             row["cited_files"] = result["cited_files"]
             row["timings"] = result.get("timings", {})
             if item["kind"] != "unanswerable":

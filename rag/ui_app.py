@@ -47,6 +47,8 @@ LABELS = {
         "searching": "🔎 Ищу в статьях…",
         "thinking": "✍️ Пишу ответ…",
         "unsupported": "не подтверждено источниками",
+        "fallback": "Модель лишь повторила вопрос или заголовок; вот подходящие предложения "
+        "из статей:",
         "query": "Запрос",
         "mode": "Режим поиска",
         "find": "Найти",
@@ -77,6 +79,8 @@ LABELS = {
         "searching": "🔎 Searching the articles…",
         "thinking": "✍️ Writing…",
         "unsupported": "not supported by the sources",
+        "fallback": "The model only repeated the question or a headline; here are the "
+        "best-matching sentences from the articles:",
         "query": "Query",
         "mode": "Search mode",
         "find": "Find",
@@ -156,6 +160,8 @@ def format_answer(result: dict, labels: dict) -> str:
     text = result["answer"]
     for sentence in result.get("unsupported", []):
         text = text.replace(sentence, f"⚠️ {sentence} _({labels['unsupported']})_")
+    if result.get("fallback") == "extractive":
+        text = f"_ℹ️ {labels['fallback']}_\n\n{text}"
     return text
 
 

@@ -16,6 +16,7 @@ from rag.answer import (
     QuestionError,
     answer,
     clean_question,
+    echoes,
     extractive_answer,
     fit_budget,
     is_refusal,
@@ -207,6 +208,7 @@ def test_no_llm_answer_is_extractive_with_citations(built_engine):
         "standalone_question",
         "answer",
         "refused",
+        "fallback",
         "citations",
         "passages",
         "timings",
@@ -216,6 +218,34 @@ def test_no_llm_answer_is_extractive_with_citations(built_engine):
     c = data["citations"][0]
     assert (CORPUS / c["file"]).read_text("utf-8")[c["start"] : c["end"]] == c["text"]
     assert set(data["citations"][0]) == {"n", "file", "title", "start", "end", "text", "supported"}
+
+
+def test_answers_that_only_repeat_the_question_or_a_headline_are_echoes():
+    title = "С 2014 года в Казахстане предотвращено 11 терактов"
+    passages = [Passage(1, "a.txt", title, 0, 10, "Спецслужбы обменивались сведениями.")]
+    question = "Чему казахстанские спецслужбы обязаны предотвращением терактов?"
+    assert echoes(
+        "Казахстанские спецслужбы обязаны предотвращением терактов [1].", question, passages
+    )
+    assert echoes("С 2014 года предотвращено 11 терактов [1].", "Сколько терактов?", passages)
+    # the headline counts only when the answer cites its passage
+    assert not echoes("С 2014 года предотвращено 11 терактов.", "Сколько терактов?", passages)
+    assert not echoes("Обмену сведениями между спецслужбами [1].", question, passages)
+
+
+def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine, tiny_settings):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
+    question = "Сколько терактов предотвращено с 2014 года?"
+
+    def parrot(messages, *args):
+        yield "Терактов предотвращено с 2014 года [1]."
+
+    engine.llm.stream = parrot
+    result = answer(engine, question)
+    assert result["fallback"] == "extractive" and not result["refused"]
+    assert "11" in result["answer"] and result["citations"]
+    assert result["raw_answer"] == "Терактов предотвращено с 2014 года [1]."
+    assert answer(engine, question, use_llm=False)["fallback"] is None
 
 
 def test_only_questions_that_point_back_are_rewritten(built_engine):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag.settings import PROJECT_ROOT
-from rag.ui_app import add_articles, safe_upload_name
+from rag.ui_app import LABELS, add_articles, format_answer, safe_upload_name
 from tests.conftest import CORPUS
 
 ARTIFACTS = PROJECT_ROOT / "artifacts"
@@ -102,6 +102,18 @@ def test_upload_names_are_checked(tmp_path):
 
 
 @pytest.mark.browser
+def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
+    result = {
+        "answer": "Предотвращено 11 терактов [1]. Их было сто [2].",
+        "unsupported": ["Их было сто [2]."],
+        "fallback": "extractive",
+    }
+    text = format_answer(result, LABELS["ru"])
+    assert text.startswith(f"_ℹ️ {LABELS['ru']['fallback']}_")
+    assert f"⚠️ Их было сто [2]. _({LABELS['ru']['unsupported']})_" in text
+    assert format_answer({"answer": "Да [1].", "fallback": None}, LABELS["en"]) == "Да [1]."
+
+
 def test_browser_end_to_end(server):
     from playwright.sync_api import expect, sync_playwright
 
