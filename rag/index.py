@@ -304,7 +304,12 @@ class IndexBuilder:
         self, rebuild: bool, on_progress: Callable[[float, str], None]
     ) -> BuildReport:
         started = time.time()
-        build_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + f"-{os.getpid()}"
+        # unique per build (readers reload when CURRENT names another id): two builds
+        # of one process can start within the same second
+        micros = int(started * 1_000_000) % 1_000_000
+        build_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started)) + (
+            f".{micros:06d}-{os.getpid()}"
+        )
         report = BuildReport(build_id=build_id)
         on_progress(0.0, "reading the corpus")
         docs, report.files_skipped = read_corpus(self.settings.corpus_dir)
