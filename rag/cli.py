@@ -139,7 +139,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     print("\n")
     if result["fallback"]:
-        print("(the LLM only repeated the question; best-matching sentences instead)")
+        why = {"echo": "only repeated the question", "language": "answered in another language"}
+        print(f"(the LLM {why[result['fallback']]}: best-matching sentences instead)")
     print(result["answer"])
     for c in result["citations"]:
         print(f"[{c['n']}] {c['file']} [{c['start']}:{c['end']}] {c['title']}")

@@ -47,8 +47,10 @@ LABELS = {
         "searching": "🔎 Ищу в статьях…",
         "thinking": "✍️ Пишу ответ…",
         "unsupported": "не подтверждено источниками",
-        "fallback": "Модель лишь повторила вопрос или заголовок; вот подходящие предложения "
-        "из статей:",
+        "fallback_echo": "Модель лишь повторила вопрос или заголовок; вот подходящие "
+        "предложения из статей:",
+        "fallback_language": "Модель ответила не на языке вопроса; вот подходящие "
+        "предложения из статей:",
         "query": "Запрос",
         "mode": "Режим поиска",
         "find": "Найти",
@@ -79,8 +81,10 @@ LABELS = {
         "searching": "🔎 Searching the articles…",
         "thinking": "✍️ Writing…",
         "unsupported": "not supported by the sources",
-        "fallback": "The model only repeated the question or a headline; here are the "
+        "fallback_echo": "The model only repeated the question or a headline; here are the "
         "best-matching sentences from the articles:",
+        "fallback_language": "The model did not answer in the language of the question; here "
+        "are the best-matching sentences from the articles (in their language):",
         "query": "Query",
         "mode": "Search mode",
         "find": "Find",
@@ -160,8 +164,8 @@ def format_answer(result: dict, labels: dict) -> str:
     text = result["answer"]
     for sentence in result.get("unsupported", []):
         text = text.replace(sentence, f"⚠️ {sentence} _({labels['unsupported']})_")
-    if result.get("fallback") == "extractive":
-        text = f"_ℹ️ {labels['fallback']}_\n\n{text}"
+    if result.get("fallback"):
+        text = f"_ℹ️ {labels['fallback_' + result['fallback']]}_\n\n{text}"
     return text
 
 

@@ -242,10 +242,35 @@ def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine, ti
 
     engine.llm.stream = parrot
     result = answer(engine, question)
-    assert result["fallback"] == "extractive" and not result["refused"]
+    assert result["fallback"] == "echo" and not result["refused"]
     assert "11" in result["answer"] and result["citations"]
     assert result["raw_answer"] == "Терактов предотвращено с 2014 года [1]."
     assert answer(engine, question, use_llm=False)["fallback"] is None
+
+
+def test_english_questions_get_the_sentence_the_embedding_model_finds(built_engine):
+    """No word of an English question is in the Russian articles: the extractive answer
+    ranks sentences by the multilingual embedding instead of taking the first one."""
+    question = "How many soldiers are in the infantry company Kazakhstan deployed to Lebanon?"
+    result = answer(built_engine, question, use_llm=False)
+    assert "120" in result["answer"] and not result["refused"]
+    assert all(c["supported"] for c in result["citations"])
+
+
+def test_an_llm_answer_in_another_language_falls_back_to_the_extractive_one(
+    built_engine, tiny_settings
+):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
+
+    def copy_a_russian_sentence(messages, *args):
+        yield "В Казахстане задержан 31 иностранец [1]."
+
+    engine.llm.stream = copy_a_russian_sentence
+    question = "How many soldiers are in the infantry company Kazakhstan deployed to Lebanon?"
+    result = answer(engine, question)
+    assert result["fallback"] == "language" and "120" in result["answer"]
+    russian = answer(engine, "Сколько иностранцев задержано и выдано другим государствам?")
+    assert russian["fallback"] is None and russian["answer"].startswith("В Казахстане задержан")
 
 
 def test_only_questions_that_point_back_are_rewritten(built_engine):

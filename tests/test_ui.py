@@ -106,12 +106,16 @@ def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
     result = {
         "answer": "Предотвращено 11 терактов [1]. Их было сто [2].",
         "unsupported": ["Их было сто [2]."],
-        "fallback": "extractive",
+        "fallback": "echo",
     }
     text = format_answer(result, LABELS["ru"])
-    assert text.startswith(f"_ℹ️ {LABELS['ru']['fallback']}_")
+    assert text.startswith(f"_ℹ️ {LABELS['ru']['fallback_echo']}_")
     assert f"⚠️ Их было сто [2]. _({LABELS['ru']['unsupported']})_" in text
     assert format_answer({"answer": "Да [1].", "fallback": None}, LABELS["en"]) == "Да [1]."
+    for lang in LABELS:
+        assert LABELS[lang]["fallback_language"] in format_answer(
+            {"answer": "Да [1].", "fallback": "language"}, LABELS[lang]
+        )
 
 
 def test_browser_end_to_end(server):
