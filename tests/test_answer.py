@@ -198,6 +198,18 @@ def test_an_extractive_answer_from_a_headline_and_a_sentence_stays_supported():
     assert [c.n for c in citations] == [1, 2]
 
 
+def test_an_extractive_answer_keeps_the_sentence_that_names_the_source():
+    text = (
+        "Казахстан – образец в процессе репатриации боевиков. Об этом рассказал помощник "
+        "министра обороны США Рэндалл Шрайвер. Сотни граждан вернулись из Сирии."
+    )
+    passages = [Passage(1, "a.txt", "t", 0, len(text), text)]
+    answer_text = extractive_answer("Кто назвал Казахстан образцом в репатриации?", passages)
+    assert "Шрайвер [1]." in answer_text and "Сирии" not in answer_text
+    _, sentences, _ = check_answer(answer_text, passages)
+    assert all(s.supported for s in sentences)
+
+
 def test_no_llm_answer_is_extractive_with_citations(built_engine):
     out = run_cli(
         built_engine, "ask", "Сколько терактов предотвращено с 2014 года?", "--no-llm", "--json"
