@@ -346,7 +346,10 @@ def ask(
     final, fallback = raw, None
     if llm is not None and not refused:
         fallback = unusable(raw, standalone, lang, passages)
-        if fallback:
+        if fallback == "echo" and top_dense < settings.echo_refusal_min_dense:
+            # the model found no answer and the passages are only loosely related
+            refused, fallback = True, None
+        elif fallback:
             final = extractive_answer(standalone, passages, similarity)
     sentences, citations = [], []
     if not refused:

@@ -260,6 +260,19 @@ def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine, ti
     assert answer(engine, question, use_llm=False)["fallback"] is None
 
 
+def test_an_echoing_answer_over_loosely_related_passages_is_refused(built_engine, tiny_settings):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
+
+    def parrot(messages, *args):
+        yield "Министр обороны США [1]."
+
+    engine.llm.stream = parrot
+    result = answer(engine, "Как зовут министра обороны США?")  # not in the articles
+    assert not result["weak_evidence"] and result["raw_answer"] == "Министр обороны США [1]."
+    assert result["refused"] and result["citations"] == [] and result["fallback"] is None
+    assert result["answer"] == prompts.REFUSAL["ru"]
+
+
 def test_english_questions_get_the_sentence_the_embedding_model_finds(built_engine):
     """No word of an English question is in the Russian articles: the extractive answer
     ranks sentences by the multilingual embedding instead of taking the first one."""
