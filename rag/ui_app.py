@@ -56,6 +56,9 @@ LABELS = {
         "find": "Найти",
         "passages": "Число фрагментов",
         "temperature": "Температура",
+        "answers": "Ответы",
+        "answers_llm": "пишет языковая модель",
+        "answers_extractive": "подходящие предложения из статей (без модели, быстрее)",
         "rebuild": "Обновить индекс",
         "upload": "Добавить статьи (.txt, .md)",
         "overwrite": "Заменять существующие файлы",
@@ -90,6 +93,9 @@ LABELS = {
         "find": "Find",
         "passages": "Passages",
         "temperature": "Temperature",
+        "answers": "Answers",
+        "answers_llm": "written by the language model",
+        "answers_extractive": "best-matching sentences from the articles (no model, faster)",
         "rebuild": "Update the index",
         "upload": "Add articles (.txt, .md)",
         "overwrite": "Replace existing files",
@@ -265,6 +271,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                 "k": settings.context_passages,
                 "mode": settings.search_mode,
                 "temperature": settings.temperature,
+                "use_llm": True,
             }
         )
 
@@ -298,7 +305,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                 events = engine.ask(
                     message,
                     history,
-                    use_llm=True,
+                    use_llm=prefs.get("use_llm", True),
                     k=prefs["k"],
                     mode=prefs["mode"],
                     temperature=prefs["temperature"],
@@ -469,17 +476,27 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
             temp_slider = gr.Slider(
                 0.0, 1.0, value=settings.temperature, step=0.05, label=labels["temperature"]
             )
+            # The extractive answers are right more often on the development set (README,
+            # *Answer quality*) but refuse less: let each user choose.
+            answers_pref = gr.Radio(
+                [(labels["answers_llm"], "llm"), (labels["answers_extractive"], "extractive")],
+                value="llm",
+                label=labels["answers"],
+                elem_id="answers-pref",
+            )
             llm_name = settings.llm_url or settings.llm_model or "— (extractive answers)"
             gr.Markdown(
                 f"**{labels['models']}:** embeddings `{settings.embedding_model}`, "
                 f"LLM `{llm_name}`, index `{settings.index_dir}`, corpus `{settings.corpus_dir}`"
             )
 
-            def set_prefs(k, m, t):
-                return {"k": int(k), "mode": m, "temperature": float(t)}
+            def set_prefs(k, m, t, answers):
+                use_llm = answers == "llm"
+                return {"k": int(k), "mode": m, "temperature": float(t), "use_llm": use_llm}
 
-            for control in (k_slider, mode_pref, temp_slider):
-                control.change(set_prefs, [k_slider, mode_pref, temp_slider], prefs_state)
+            controls = [k_slider, mode_pref, temp_slider, answers_pref]
+            for control in controls:
+                control.change(set_prefs, controls, prefs_state)
 
         app.load(refresh, None, [status, table], api_name="status")
     return app

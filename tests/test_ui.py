@@ -180,6 +180,21 @@ def test_browser_end_to_end(server):
         first = page.locator("#search-results .passage").first
         expect(first).to_contain_text("Учения_в_Таразе.txt", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "ui_search.png"), full_page=True)
+
+        # extractive answers, chosen in this session's settings
+        page.get_by_role("tab", name="Настройки").click()
+        page.locator("#answers-pref").get_by_text("подходящие предложения из статей").click()
+        page.get_by_role("tab", name="Чат").click()
+        page.locator("#question textarea").fill(
+            "Кто назвал Казахстан образцом в процессе репатриации боевиков?"
+        )
+        page.locator("#send").click()
+        last = page.locator("#chatbot .message").last
+        expect(last).to_contain_text("Шрайвер", timeout=60_000)
+        expect(page.locator("#citations label").first).to_be_visible(timeout=30_000)
+        assert "Модель" not in last.inner_text()  # no LLM, so no note about its answer
+        page.get_by_role("tab", name="Настройки").click()
+        page.screenshot(path=str(ARTIFACTS / "ui_settings.png"), full_page=True)
         browser.close()
 
 
