@@ -112,10 +112,13 @@ def chunk_document(
             if j >= len(units):
                 break
             # Overlap: step back a few sentences, but always move forward, and only as far
-            # as still leaves room for the next sentence (else the next chunk only repeats).
+            # as still leaves room for the next sentence (else the next chunk only repeats),
+            # by both measures the packing above uses: the sum of sentence sizes and the
+            # size of the joined text (they differ: separators count, tokenizers merge).
             back = min(overlap, j - i - 1)
             while back > 0 and (
                 sum(u[2] for u in units[j - back : j]) > max_tokens // 2
+                or sum(u[2] for u in units[j - back : j + 1]) > max_tokens
                 or count([doc.original[units[j - back][0] : units[j][1]]])[0] > max_tokens
             ):
                 back -= 1

@@ -37,7 +37,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = "razdel-per-line-3"  # bump when chunk boundaries change
+CHUNKER_VERSION = "razdel-per-line-4"  # bump when chunk boundaries change
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
 
 

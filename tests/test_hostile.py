@@ -187,6 +187,13 @@ text_documents = (article_text() | st.text(max_size=400)).map(
     "Казахстан Казахстан Казахстан Казахстан \n\n Казахстан".encode(), chars_tokens, 1, 0
 )  # a blank line inside a section once became an empty chunk
 @example("Казахстан ? Ж. Казахстан".encode(), chars_tokens, 2, 1)  # once a chunk of overlap only
+# the overlap fitted by joined size but not by the sum of sentence sizes: overlap only again
+@example(
+    ("Ж" * 170 + "\nКазахстан Казахстан Казахстан Казахстан\n000000\n" + "0" * 129).encode(),
+    chars_tokens,
+    46,
+    1,
+)
 def test_chunks_are_exact_ordered_nonempty_spans(data, count, max_tokens, overlap):
     try:
         doc = parse("doc.txt", data)
