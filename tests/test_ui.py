@@ -101,7 +101,6 @@ def test_upload_names_are_checked(tmp_path):
     assert add_articles(settings, [("ok.txt", text)], overwrite=True)[0].startswith("✅")
 
 
-@pytest.mark.browser
 def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
     result = {
         "answer": "Предотвращено 11 терактов [1]. Их было сто [2].",
@@ -118,6 +117,7 @@ def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
         )
 
 
+@pytest.mark.browser
 def test_browser_end_to_end(server):
     from playwright.sync_api import expect, sync_playwright
 
