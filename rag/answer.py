@@ -197,14 +197,16 @@ ATTRIBUTION = re.compile(
 def sentence_similarity(engine, question: str) -> Similarity:
     """Cosine of sentences to the question, by the index's embedding model; each
     sentence is embedded once per question (the evidence and the answer share them).
-    Without the article title ("title: none"): a third faster, same answers."""
-    query = engine.retriever.embed_query(" ".join(question.split()))
+    Without the article title ("title: none"): a third faster, same answers. Nothing is
+    embedded until it is called (most questions share words with their passages)."""
     known: dict[str, float] = {}
 
     def similarity(texts: list[str]) -> list[float]:
         keys = [text.strip() for text in texts]
         new = list(dict.fromkeys(key for key in keys if key not in known))
         if new:
+            # the query vector is cached from the search, unless that was lexical only
+            query = engine.retriever.embed_query(" ".join(question.split()))
             vectors = engine.embedder.embed_documents(new, [""] * len(new))
             known.update(zip(new, (float(x) for x in vectors @ query), strict=True))
         return [known[key] for key in keys]

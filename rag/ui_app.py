@@ -305,7 +305,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                 events = engine.ask(
                     message,
                     history,
-                    use_llm=prefs.get("use_llm", True),
+                    use_llm=prefs["use_llm"],
                     k=prefs["k"],
                     mode=prefs["mode"],
                     temperature=prefs["temperature"],
