@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from . import prompts
+from .answer_types import off_type
 from .chunking import sentence_spans
 from .citations import Passage, check_answer, parse_markers, strip_markers
 from .lexical import tokenize
@@ -229,16 +230,25 @@ def echoes(answer: str, question: str, passages: list[Passage]) -> bool:
 
 
 def unusable(answer: str, question: str, lang: str, passages: list[Passage]) -> str | None:
-    """Why an LLM answer should give way to the extractive one, or None.
+    """Why an LLM answer should give way to the extractive one (or to the refusal), or None.
 
+    "echo": it only repeats the question or a cited headline (see ``echoes``).
     "language": asked in English, the small model answers with a Russian passage sentence,
     most often one that does not hold the asked fact (3 of 5 on the development set),
-    while the embedding model, which is multilingual, picks the right sentence (5 of 5)."""
+    while the embedding model, which is multilingual, picks the right sentence (5 of 5).
+    "off_type": it is not the kind of answer asked for, such as a bare date to a question
+    about an amount (see ``rag.answer_types``)."""
     if echoes(answer, question, passages):
         return "echo"
     if language(strip_markers(answer)) != lang:
         return "language"
+    if off_type(answer, question, _texts(passages)):
+        return "off_type"
     return None
+
+
+def _texts(passages: list[Passage]) -> list[str]:
+    return [t for p in passages for t in (p.title, p.text)]
 
 
 def fit_budget(llm, passages, question, history, max_tokens):
@@ -345,14 +355,17 @@ def ask(
             timings["tokens_per_s"] = (pieces - 1) / max(generating, 1e-6)
 
     refused = weak or is_refusal(raw)
-    final, fallback = raw, None
+    final, fallback, extractive = raw, None, llm is None
     if llm is not None and not refused:
         fallback = unusable(raw, standalone, lang, passages)
-        if fallback == "echo" and top_dense < settings.echo_refusal_min_dense:
+        if fallback in ("echo", "off_type") and top_dense < settings.echo_refusal_min_dense:
             # the model found no answer and the passages are only loosely related
             refused, fallback = True, None
         elif fallback:
-            final = extractive_answer(standalone, passages, similarity)
+            final, extractive = extractive_answer(standalone, passages, similarity), True
+    if extractive and not refused and off_type(final, standalone, _texts(passages)):
+        # not even the best-matching sentences hold a number, name or time as asked
+        refused, fallback = True, None
     sentences, citations = [], []
     if not refused:
         answer, sentences, citations = check_answer(final, passages)
@@ -372,7 +385,8 @@ def ask(
             "refused": refused,
             "weak_evidence": weak,
             # why the LLM's answer was replaced by the extractive one: "echo" (it only
-            # repeated the question or a headline) or "language" (not the question's)
+            # repeated the question or a headline), "language" (not the question's) or
+            # "off_type" (not the kind of answer asked for, e.g. a date for an amount)
             "fallback": fallback,
             "citations": [c.to_dict() for c in citations],
             "unsupported": [s.text for s in sentences if not s.supported],

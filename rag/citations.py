@@ -73,15 +73,32 @@ def _numbers(text: str) -> set[str]:
     return set(re.findall(r"\d+(?:[.,]\d+)?", text))
 
 
+def _script(word: str) -> str | None:
+    """ "cyrillic" or "latin" for a word in one of them; None for numbers and mixtures."""
+    cyrillic = any("\u0400" <= ch <= "\u04ff" for ch in word)
+    latin = any("a" <= ch <= "z" for ch in word)
+    if cyrillic != latin:
+        return "cyrillic" if cyrillic else "latin"
+    return None
+
+
 def support(sentence: str, passage: str) -> float:
-    """Share of the sentence's content words found in the passage; 0 if a number is not."""
+    """Share of the sentence's content words found in the passage; 0 if a number is not.
+
+    Words in a script the passage is not written in (an English answer about a Russian
+    article) cannot be matched by spelling: the sentence is judged by the others, its
+    names and numbers, and is unsupported when none is left."""
     words = set(tokenize(strip_markers(sentence)))
     if not words:
         return 1.0
     numbers = _numbers(strip_markers(sentence))
     if numbers and not numbers & _numbers(passage):
         return 0.0
-    return len(words & set(tokenize(passage))) / len(words)
+    known = set(tokenize(passage))
+    scripts = [s for s in map(_script, known) if s]
+    main = max(set(scripts), key=scripts.count) if scripts else None
+    checkable = {w for w in words if w in known or _script(w) in (None, main)}
+    return len(checkable & known) / len(checkable) if checkable else 0.0
 
 
 def best_span(passage: Passage, sentence: str) -> tuple[int, int, str]:

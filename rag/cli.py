@@ -139,7 +139,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     print("\n")
     if result["fallback"]:
-        why = {"echo": "only repeated the question", "language": "answered in another language"}
+        why = {
+            "echo": "only repeated the question",
+            "language": "answered in another language",
+            "off_type": "did not give the kind of answer asked for",
+        }
         print(f"(the LLM {why[result['fallback']]}: best-matching sentences instead)")
     print(result["answer"])
     for c in result["citations"]:

@@ -51,6 +51,8 @@ LABELS = {
         "предложения из статей:",
         "fallback_language": "Модель ответила не на языке вопроса; вот подходящие "
         "предложения из статей:",
+        "fallback_off_type": "Ответ модели был не тем, о чём спрашивали (например, дата "
+        "вместо суммы); вот подходящие предложения из статей:",
         "query": "Запрос",
         "mode": "Режим поиска",
         "find": "Найти",
@@ -88,6 +90,8 @@ LABELS = {
         "best-matching sentences from the articles:",
         "fallback_language": "The model did not answer in the language of the question; here "
         "are the best-matching sentences from the articles (in their language):",
+        "fallback_off_type": "The model's answer was not of the kind asked for (a date for an "
+        "amount, say); here are the best-matching sentences from the articles:",
         "query": "Query",
         "mode": "Search mode",
         "find": "Find",

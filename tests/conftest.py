@@ -23,6 +23,18 @@ def embedder():
     return Embedder(Settings.from_env())
 
 
+@pytest.fixture(scope="session")
+def tiny_settings() -> Settings:
+    """Settings naming the tiny SmolLM2-135M, which stands in for the default LLM where a
+    test needs a real model but not good answers."""
+    from rag.models import MODELS
+
+    settings = Settings.from_env(llm_model="smollm2-135m-instruct", llm_context=2048)
+    if not MODELS["smollm2-135m-instruct"].is_installed(settings.models_dir):
+        pytest.fail("run `rag models smollm2-135m-instruct` (test.sh does)")
+    return settings
+
+
 @pytest.fixture
 def make_engine(tmp_path, embedder):
     """An Engine over a private copy of the corpus and a private index folder."""

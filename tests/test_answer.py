@@ -66,6 +66,20 @@ def test_citations_are_checked_and_reattributed():
     assert "11" in citations[0].text and "31" in citations[1].text
 
 
+def test_an_answer_in_another_language_is_checked_by_its_names_and_numbers():
+    original = (CORPUS / B).read_text("utf-8")
+    start = original.index("В Казахстане задержан")
+    passage = _passage(1, B, start, start + 300)
+    _, sentences, citations = check_answer(
+        "Kazakhstan detained and extradited 31 foreigners [1]. The Moon is cheese [1].",
+        [passage],
+    )
+    assert [s.supported for s in sentences] == [True, False]  # "31" checks; nothing else can
+    assert "31" in citations[0].text
+    _, (invented,), _ = check_answer("Kazakhstan detained 45 foreigners [1].", [passage])
+    assert not invented.supported
+
+
 def test_questions_are_cleaned_or_refused_with_a_message():
     assert clean_question("  Кто\x00 такой\u200b Швейкин?\n", 100) == "Кто такой Швейкин?"
     for bad in ("", "   ", "?!...", "\x01\x02"):
@@ -78,14 +92,6 @@ def test_questions_are_cleaned_or_refused_with_a_message():
 def test_refusal_detection():
     assert is_refusal(prompts.REFUSAL["ru"]) and is_refusal(prompts.REFUSAL["en"] + " [1]")
     assert not is_refusal("С 2014 года предотвращено 11 терактов [1].")
-
-
-@pytest.fixture(scope="module")
-def tiny_settings():
-    settings = Settings.from_env(llm_model="smollm2-135m-instruct", llm_context=2048)
-    if not MODELS["smollm2-135m-instruct"].is_installed(settings.models_dir):
-        pytest.fail("run `rag models smollm2-135m-instruct` (test.sh does)")
-    return settings
 
 
 @pytest.fixture(scope="module")

@@ -112,9 +112,10 @@ def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
     assert f"⚠️ Их было сто [2]. _({LABELS['ru']['unsupported']})_" in text
     assert format_answer({"answer": "Да [1].", "fallback": None}, LABELS["en"]) == "Да [1]."
     for lang in LABELS:
-        assert LABELS[lang]["fallback_language"] in format_answer(
-            {"answer": "Да [1].", "fallback": "language"}, LABELS[lang]
-        )
+        for why in ("language", "off_type"):
+            assert LABELS[lang][f"fallback_{why}"] in format_answer(
+                {"answer": "Да [1].", "fallback": why}, LABELS[lang]
+            )
 
 
 @pytest.mark.browser

@@ -1,0 +1,119 @@
+"""The expected-answer-type check: an answer of the wrong kind is not an answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import prompts
+from rag.answer import answer
+from rag.answer_types import asks_for, is_bare_time, names_in, off_type
+from rag.engine import Engine
+
+PASSAGE = (
+    "Об этом сообщил первый заместитель начальника штаба АТЦ КНБ Сергей Швейкин. "
+    "Сложившаяся ситуация определила поручение разработать в 2013 году программу."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Когда раскрыли группировку?", "time"),
+        ("В каком году поручили разработать программу?", "time"),
+        ("Как давно КНБ раскрыл группировку?", "time"),
+        ("What year was the programme drafted?", "time"),
+        ("Сколько терактов предотвращено с 2014 года?", "quantity"),
+        ("How many soldiers serve in the company?", "quantity"),
+        ("Кто рассказал о предотвращении терактов?", "person"),
+        ("Как зовут прокурора Астаны?", "person"),
+        ("Who called Kazakhstan a model?", "person"),
+        ("Кто такой Сергей Швейкин?", None),  # a description, not a name
+        ("Who is Sergei Shveikin?", None),
+        ("Какой годовой бюджет у КНБ?", None),
+        ("Где планировались теракты?", None),
+    ],
+)
+def test_what_a_question_asks_for(question, kind):
+    assert asks_for(question) == kind
+
+
+def test_bare_times_are_recognised():
+    for text in ("В 2013 году [1].", "11 декабря [2].", "С 2014 года.", "In 2015 [1]."):
+        assert is_bare_time(text), text
+    for text in ("11 [1].", "Около 40 боевиков [1].", "В 2013 году поручили [1].", ""):
+        assert not is_bare_time(text), text
+
+
+def test_names_are_capitalised_inside_a_sentence_or_acronyms():
+    names = names_in([PASSAGE])
+    assert {"швейкин", "серг", "кнб", "атц"} <= names
+    assert "сложивш" not in names and "об" not in names  # first words of sentences
+
+
+@pytest.mark.parametrize(
+    ("question", "reply", "wrong"),
+    [
+        ("Какой годовой бюджет у КНБ?", "В 2013 году [1].", True),  # a date for an amount
+        ("Сколько терактов предотвращено?", "В 2013 году [1].", True),
+        ("В каком году поручили разработать программу?", "В 2013 году [1].", False),
+        ("Сколько терактов предотвращено?", "Одиннадцать терактов [1].", False),
+        ("Сколько терактов предотвращено?", "11 [1].", False),
+        ("Сколько стоит программа?", "Программу разработали по поручению [1].", True),
+        ("Кто рассказал о терактах?", "Спецслужбы рассказали о терактах [1].", True),
+        ("Кто рассказал о терактах?", "Сергей Швейкин [1].", False),
+        ("Кто рассказал о терактах?", "Швейкин рассказал [1].", False),  # first, yet a name
+        ("Кто из КНБ рассказал о терактах?", "КНБ рассказал [1].", True),  # in the question
+        ("Как давно раскрыли группировку?", "Группировку раскрыли в Астане [1].", True),
+        ("Как давно раскрыли группировку?", "Четыре месяца назад [1].", False),
+        ("Где разработали программу?", "В 2013 году [1].", True),
+        ("Где разработали программу?", "В Казахстане [1].", False),  # not checked
+    ],
+)
+def test_answers_of_the_wrong_kind(question, reply, wrong):
+    assert off_type(reply, question, [PASSAGE]) is wrong
+
+
+@pytest.fixture
+def scripted(built_engine, tiny_settings):
+    """An engine whose LLM (the tiny one, loaded for real) replies with a fixed text."""
+
+    def make(reply: str) -> Engine:
+        engine = Engine(
+            built_engine.settings.replace(llm_model=tiny_settings.llm_model, llm_context=2048)
+        )
+        engine.__dict__["embedder"] = built_engine.embedder
+        engine.llm.stream = lambda messages, *args: iter([reply])
+        return engine
+
+    return make
+
+
+def test_a_date_for_an_amount_over_loosely_related_passages_is_refused(scripted):
+    """The default model's reply to the one unanswerable development question it answered:
+    each word is in a passage, so only its kind shows that it answers nothing."""
+    result = answer(scripted("В 2013 году [1]."), "Какой годовой бюджет у КНБ Казахстана?")
+    assert not result["weak_evidence"] and result["raw_answer"] == "В 2013 году [1]."
+    assert result["refused"] and result["citations"] == []
+    assert result["answer"] == prompts.REFUSAL["ru"]
+
+
+def test_a_reply_without_the_asked_name_gives_way_to_the_extractive_answer(scripted):
+    question = "Кто рассказал о предотвращении 11 террористических актов?"
+    reply = "Специальными правоохранительными органами предотвращены 11 террористических актов [1]."
+    result = answer(scripted(reply), question)
+    assert result["fallback"] == "off_type" and not result["refused"]
+    assert result["answer"] != reply and result["citations"]
+    assert all(c["supported"] for c in result["citations"])
+    # a name, even one that answers wrongly, is the kind asked for: the model's answer stays
+    named = "На территории Казахстана предотвращены 11 террористических актов [1]."
+    kept = answer(scripted(named), question)
+    assert kept["fallback"] is None and kept["answer"].startswith("На территории Казахстана")
+
+
+def test_an_extractive_answer_of_the_wrong_kind_is_refused(built_engine):
+    """No sentence near "ликвидации" gives a number: the articles do not say how many."""
+    question = "Сколько боевиков из Казахстана ликвидировано в ходе боевых действий?"
+    result = answer(built_engine, question, use_llm=False)
+    assert not result["weak_evidence"] and result["refused"] and result["citations"] == []
+    answered = answer(built_engine, "Сколько терактов предотвращено с 2014 года?", use_llm=False)
+    assert not answered["refused"] and "11" in answered["answer"]
