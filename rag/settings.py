@@ -64,10 +64,11 @@ class Settings:
     # refusing no answerable question there (check with `rag eval … --answers`).
     refusal_min_dense: float = 0.35
     refusal_min_coverage: float = 0.5
-    # An LLM answer that only repeats the question or a headline (the model found no
-    # answer) is refused when the best passage's cosine is also below this, and otherwise
-    # replaced by the extractive answer. On tests/data/dev.jsonl such answers had 0.38-0.42
-    # for unanswerable questions and 0.61-0.77 for answerable ones.
+    # An LLM answer that only repeats the question or a headline, or is not the kind of
+    # answer asked for (rag.answer_types), means the model found no answer: it is refused
+    # when the best passage's cosine is also below this, and otherwise replaced by the
+    # extractive answer. On tests/data/dev.jsonl echoing answers had 0.38-0.42 for
+    # unanswerable questions and 0.61-0.77 for answerable ones.
     echo_refusal_min_dense: float = 0.5
 
     # LLM: a provisioned model key, a path to a GGUF file, or "" for none.
