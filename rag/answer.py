@@ -2,8 +2,9 @@
 
 ``ask()`` yields, in order: the standalone question (for follow-ups), the
 evidence (before any LLM work), answer tokens as they come, and a final result
-with verified citations and timings. The UI, the CLI and the benchmarks all
-consume this one generator.
+with verified citations and timings. A follow-up that the LLM rewrites first gets
+a provisional evidence event before the rewrite, so that passages show within a
+second. The UI, the CLI and the benchmarks all consume this one generator.
 """
 
 from __future__ import annotations
@@ -301,22 +302,29 @@ def ask(
     engine.embedder  # noqa: B018
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    count_tokens = llm.count_tokens if llm is not None else lambda t: len(t.split()) * 2
+
+    def find(query: str) -> tuple[list[Passage], Similarity]:
+        hits = engine.search(query, k=k or settings.context_passages, mode=mode)
+        similarity = sentence_similarity(engine, query)
+        passages = build_passages(hits, query, settings.passage_tokens, count_tokens, similarity)
+        return passages, similarity
+
+    if llm is not None and engine.needs_rewrite(question, history):
+        # The LLM rewrite of a follow-up takes seconds: meanwhile show what the follow-up
+        # and the previous question find together (the answer uses the rewrite's passages).
+        early, _ = find(engine.contextual_query(question, history))
+        timings["evidence_s"] = time.perf_counter() - started
+        yield {"type": "evidence", "passages": [p.to_dict() for p in early], "provisional": True}
 
     standalone = engine.standalone_question(question, history, llm=llm)
     timings["rewrite_s"] = time.perf_counter() - started
     yield {"type": "standalone", "question": standalone}
 
-    hits = engine.search(standalone, k=k or settings.context_passages, mode=mode)
-    similarity = sentence_similarity(engine, standalone)
-    passages = build_passages(
-        hits,
-        standalone,
-        settings.passage_tokens,
-        llm.count_tokens if llm is not None else lambda t: len(t.split()) * 2,
-        similarity,
-    )
-    timings["evidence_s"] = time.perf_counter() - started
-    yield {"type": "evidence", "passages": [p.to_dict() for p in passages]}
+    passages, similarity = find(standalone)
+    timings.setdefault("evidence_s", time.perf_counter() - started)  # first shown
+    timings["answer_evidence_s"] = time.perf_counter() - started
+    yield {"type": "evidence", "passages": [p.to_dict() for p in passages], "provisional": False}
 
     top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
     coverage = engine.index.lexical.coverage(standalone)

@@ -72,13 +72,23 @@ class Engine:
                 llm.warm_prefix(prompts.fixed_messages())
             return llm
 
+    @staticmethod
+    def needs_rewrite(question: str, history: list[tuple[str, str]] | None) -> bool:
+        return bool(history) and refers_back(question)
+
+    @staticmethod
+    def contextual_query(question: str, history: list[tuple[str, str]]) -> str:
+        """The follow-up with the previous question, which names its subject: the search
+        query without the LLM, and while the LLM rewrites the question."""
+        return f"{history[-1][0]} {question}"
+
     def standalone_question(
         self, question: str, history: list[tuple[str, str]] | None, llm=None
     ) -> str:
         """The question as a self-contained search query (follow-ups need their context)."""
-        if not history or not refers_back(question):
+        if not history or not self.needs_rewrite(question, history):
             return question
-        fallback = f"{history[-1][0]} {question}"  # the previous turn names the subject
+        fallback = self.contextual_query(question, history)
         if llm is None:
             return fallback
         from . import prompts

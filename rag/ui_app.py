@@ -46,6 +46,7 @@ LABELS = {
         "article": "Статья",
         "searching": "🔎 Ищу в статьях…",
         "thinking": "✍️ Пишу ответ…",
+        "rewriting": "🔁 Уточняю вопрос по разговору…",
         "unsupported": "не подтверждено источниками",
         "fallback_echo": "Модель лишь повторила вопрос или заголовок; вот подходящие "
         "предложения из статей:",
@@ -85,6 +86,7 @@ LABELS = {
         "article": "Article",
         "searching": "🔎 Searching the articles…",
         "thinking": "✍️ Writing…",
+        "rewriting": "🔁 Working out the question from the conversation…",
         "unsupported": "not supported by the sources",
         "fallback_echo": "The model only repeated the question or a headline; here are the "
         "best-matching sentences from the articles:",
@@ -317,7 +319,8 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
                 streamed = ""
                 for event in events:
                     if event["type"] == "evidence":
-                        chat[-1]["content"] = labels["thinking"]
+                        status = "rewriting" if event.get("provisional") else "thinking"
+                        chat[-1]["content"] = labels[status]
                         yield (
                             chat,
                             history,

@@ -320,6 +320,34 @@ def test_only_questions_that_point_back_are_rewritten(built_engine):
     assert built_engine.standalone_question(standalone, history, llm=NoLLM()) == standalone
 
 
+def test_a_followup_shows_evidence_before_the_llm_rewrites_it(built_engine, tiny_settings):
+    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
+    asked = []
+
+    def scripted(messages, *args):
+        asked.append(messages[-1]["content"])
+        if len(asked) == 1:  # the rewrite
+            yield "Как давно была раскрыта группировка, планировавшая теракты в Астане?"
+        else:
+            yield "Буквально 4 месяца назад [1]."
+
+    engine.llm.stream = scripted
+    history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны Джаксыбеков [1].")]
+    events = list(engine.ask("Как давно была раскрыта эта группировка?", history))
+    kinds = [e["type"] for e in events]
+    assert kinds[:3] == ["evidence", "standalone", "evidence"] and kinds[-1] == "done"
+    early, final = events[0], events[2]
+    assert early["provisional"] and not final["provisional"]
+    assert early["passages"][0]["file"] == "003_1e54f2a5aa88fe05.txt"
+    result = events[-1]["result"]
+    assert result["standalone_question"].startswith("Как давно была раскрыта группировка")
+    assert result["timings"]["evidence_s"] < result["timings"]["rewrite_s"]
+    assert "4 месяца" in result["answer"] and not result["refused"]
+    # a self-contained question gets one evidence event, after the standalone question
+    kinds = [e["type"] for e in engine.ask("Сколько терактов предотвращено с 2014 года?")]
+    assert kinds[:2] == ["standalone", "evidence"] and kinds.count("evidence") == 1
+
+
 def test_followup_without_llm_carries_the_previous_turn(built_engine):
     history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны Джаксыбеков [1].")]
     result = answer(
