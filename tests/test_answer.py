@@ -341,7 +341,8 @@ def test_a_followup_shows_evidence_before_the_llm_rewrites_it(built_engine, tiny
     assert early["passages"][0]["file"] == "003_1e54f2a5aa88fe05.txt"
     result = events[-1]["result"]
     assert result["standalone_question"].startswith("Как давно была раскрыта группировка")
-    assert result["timings"]["evidence_s"] < result["timings"]["rewrite_s"]
+    timings = result["timings"]
+    assert timings["evidence_s"] <= timings["rewrite_s"] <= timings["answer_evidence_s"]
     assert "4 месяца" in result["answer"] and not result["refused"]
     # a self-contained question gets one evidence event, after the standalone question
     kinds = [e["type"] for e in engine.ask("Сколько терактов предотвращено с 2014 года?")]
