@@ -46,7 +46,7 @@ LABELS = {
         "article": "Статья",
         "searching": "🔎 Ищу в статьях…",
         "thinking": "✍️ Пишу ответ…",
-        "rewriting": "🔁 Уточняю вопрос по разговору…",
+        "rewriting": "↻ Уточняю вопрос по разговору…",
         "unsupported": "не подтверждено источниками",
         "fallback_echo": "Модель лишь повторила вопрос или заголовок; вот подходящие "
         "предложения из статей:",
@@ -86,7 +86,7 @@ LABELS = {
         "article": "Article",
         "searching": "🔎 Searching the articles…",
         "thinking": "✍️ Writing…",
-        "rewriting": "🔁 Working out the question from the conversation…",
+        "rewriting": "↻ Working out the question from the conversation…",
         "unsupported": "not supported by the sources",
         "fallback_echo": "The model only repeated the question or a headline; here are the "
         "best-matching sentences from the articles:",

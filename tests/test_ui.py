@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rag import prompts
 from rag.settings import PROJECT_ROOT
 from rag.ui_app import LABELS, add_articles, format_answer, safe_upload_name
 from tests.conftest import CORPUS
@@ -165,6 +166,20 @@ def test_browser_end_to_end(server):
             "m => { const r = m.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
         )
         page.screenshot(path=str(ARTIFACTS / "ui_citation.png"), full_page=True)
+
+        # a follow-up: passages show while the LLM rewrites it, then the answer replaces
+        # the status
+        chat = page.locator("#chatbot")
+        page.locator("#question textarea").fill("А кто об этом рассказал?")
+        page.locator("#send").click()
+        expect(chat).to_contain_text(LABELS["ru"]["rewriting"], timeout=120_000)
+        expect(page.locator("#evidence .passage").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "ui_followup_rewriting.png"), full_page=True)
+        # done: the answer's citations are listed, or it is the refusal, which has none
+        done = page.locator("#citations label").or_(chat.get_by_text(prompts.REFUSAL["ru"]))
+        expect(done.first).to_be_visible(timeout=300_000)
+        expect(chat).not_to_contain_text(LABELS["ru"]["rewriting"])
+        page.screenshot(path=str(ARTIFACTS / "ui_followup.png"), full_page=True)
 
         page.get_by_role("tab", name="Статьи").click()
         page.locator("#upload input[type=file]").set_input_files(str(new_article))
