@@ -74,7 +74,7 @@ def _numbers(text: str) -> set[str]:
 
 
 def _script(word: str) -> str | None:
-    """ "cyrillic" or "latin" for a word in one of them; None for numbers and mixtures."""
+    """The script of a word: "cyrillic", "latin", or None for numbers and mixtures."""
     cyrillic = any("\u0400" <= ch <= "\u04ff" for ch in word)
     latin = any("a" <= ch <= "z" for ch in word)
     if cyrillic != latin:

@@ -86,7 +86,7 @@ class Engine:
         self, question: str, history: list[tuple[str, str]] | None, llm=None
     ) -> str:
         """The question as a self-contained search query (follow-ups need their context)."""
-        if not history or not self.needs_rewrite(question, history):
+        if not self.needs_rewrite(question, history):
             return question
         fallback = self.contextual_query(question, history)
         if llm is None:
