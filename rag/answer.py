@@ -283,6 +283,22 @@ def fit_budget(llm, passages, question, history, max_tokens):
     return passages, history
 
 
+def approx_tokens(text: str) -> int:
+    """Token count without an LLM's tokenizer (about two per Russian word)."""
+    return len(text.split()) * 2
+
+
+def find_evidence(engine, query: str, count_tokens=approx_tokens, k=None, mode=None):
+    """The hits for ``query`` and the passages cut from them for the LLM, with the
+    sentence similarity used: the evidence answering shows, without running the LLM
+    (``rag eval`` scores it)."""
+    settings = engine.settings
+    hits = engine.search(query, k=k or settings.context_passages, mode=mode)
+    similarity = sentence_similarity(engine, query)
+    passages = build_passages(hits, query, settings.passage_tokens, count_tokens, similarity)
+    return hits, passages, similarity
+
+
 def ask(
     engine,
     question: str,
@@ -302,12 +318,10 @@ def ask(
     engine.embedder  # noqa: B018
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    count_tokens = llm.count_tokens if llm is not None else lambda t: len(t.split()) * 2
+    count_tokens = llm.count_tokens if llm is not None else approx_tokens
 
     def find(query: str) -> tuple[list[Passage], Similarity]:
-        hits = engine.search(query, k=k or settings.context_passages, mode=mode)
-        similarity = sentence_similarity(engine, query)
-        passages = build_passages(hits, query, settings.passage_tokens, count_tokens, similarity)
+        _, passages, similarity = find_evidence(engine, query, count_tokens, k, mode)
         return passages, similarity
 
     if llm is not None and engine.needs_rewrite(question, history):

@@ -154,6 +154,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .answer import approx_tokens, find_evidence
     from .engine import Engine
     from .evaluate import evaluate, format_table, load_questions
 
@@ -161,20 +162,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     questions = load_questions(args.file)
     modes = args.modes.split(",") if args.modes else [engine.settings.search_mode]
     engine.search("прогрев")  # load models before timing
+    use_llm = not args.no_llm and bool(engine.settings.llm_model or engine.settings.llm_url)
+    # passages sized as answering sizes them: by the LLM's tokenizer when it answers
+    count_tokens = engine.llm.count_tokens if use_llm and args.answers else approx_tokens
     results = {}
     for mode in modes:
         engine.retriever.clear_cache()  # time every mode with fresh query embeddings
 
-        def retrieve(item: dict, mode: str = mode) -> tuple[str, list[str]]:
-            query = engine.standalone_question(item["q"], item.get("history"))
-            return query, [h.file for h in engine.search(query, k=10, mode=mode)]
+        def retrieve(item: dict, mode: str = mode) -> dict:
+            # the query answering searches with: a follow-up rewritten by the LLM if one
+            # is configured (loaded only when a question needs it)
+            history = item.get("history")
+            llm = engine.llm if use_llm and engine.needs_rewrite(item["q"], history) else None
+            query = engine.standalone_question(item["q"], history, llm)
+            files = [h.file for h in engine.search(query, k=10, mode=mode)]
+            hits, passages, _ = find_evidence(engine, query, count_tokens, mode=mode)
+            return {
+                "query": query,
+                "files": files,
+                "hits": [(h.file, h.text) for h in hits],
+                "passages": [(p.file, p.text) for p in passages],
+            }
 
         answer = None
         if args.answers:
             from .answer import answer as run_answer
 
             def answer(item: dict) -> dict:
-                result = run_answer(engine, item["q"], item.get("history"), use_llm=not args.no_llm)
+                result = run_answer(engine, item["q"], item.get("history"), use_llm=use_llm)
                 return {
                     "answer": result["answer"],
                     "refused": result["refused"],
@@ -240,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes", help="comma-separated search modes to compare, e.g. dense,lexical,hybrid"
     )
     p.add_argument("--answers", action="store_true", help="also answer and score the answers")
-    p.add_argument("--no-llm", action="store_true", help="with --answers: extractive answers")
+    p.add_argument(
+        "--no-llm",
+        action="store_true",
+        help="no LLM: follow-ups searched with the previous question, extractive answers",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     return parser

@@ -2,26 +2,34 @@
 
 One question per line::
 
-    {"id", "kind": "fact|multi|crosslingual|unanswerable|followup", "q",
-     "any": [strings, one of which a correct answer contains], "src": [gold files],
+    {"id", "kind": "fact|multi|crosslingual|followup|unanswerable|absent|nearmiss", "q",
+     "any": [keys, one of which a correct answer contains], "src": [gold files],
      "history": [[user, assistant], ...]}   # optional
 
+Unanswerable kinds: "unanswerable" (nothing in the corpus), "absent" (about an article
+left out of the index) and "nearmiss" (an answerable question with one detail changed so
+that the articles no longer answer it).
+
 Retrieval is scored on the ranking of distinct files: recall@1 (the first file is
-gold), recall@5 (share of gold files among the first five) and MRR. Answers are
-scored by containment of one of ``any`` (case-insensitive), citation precision
-(cited files within ``src``) and refusals.
+gold), recall@5 (share of gold files among the first five) and MRR. Evidence recall is
+the share of answerable questions whose key lies in a gold file's text among the top-k
+hits, and among the passages cut from them for the LLM. Answers are scored by
+``key_matches`` (a number only as a whole number, a word only at a word start; case and
+ё/е ignored), citation precision (cited files within ``src``) and refusals.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-KINDS = ("fact", "multi", "crosslingual", "followup", "unanswerable")
+UNANSWERABLE = ("unanswerable", "absent", "nearmiss")
+KINDS = ("fact", "multi", "crosslingual", "followup", *UNANSWERABLE)
 
 
 class EvalFileError(ValueError):
@@ -66,9 +74,34 @@ def retrieval_scores(ranking: list[str], gold: list[str]) -> dict[str, float]:
     }
 
 
+def _fold(text: str) -> str:
+    return text.lower().replace("ё", "е")
+
+
+def key_matches(text: str, key: str) -> bool:
+    """Whether ``key`` occurs in ``text`` as a whole number ("11" not in "2011" or "11,5")
+    or from a word start ("сведени" in "Сведения", not in "осведомлён"), case and ё/е
+    ignored. Keys are stems or spans written before any answer is seen."""
+    k = _fold(key.strip())
+    if not k:
+        return False
+    if k[0].isdigit():
+        before = r"(?<!\d)(?<!\d[.,])"
+    elif k[0].isalnum():
+        before = r"(?<!\w)"
+    else:
+        before = ""
+    after = r"(?!\d)(?![.,]\d)" if k[-1].isdigit() else ""
+    return re.search(before + re.escape(k) + after, _fold(text)) is not None
+
+
 def answer_correct(answer: str, expected: list[str]) -> bool:
-    low = answer.lower()
-    return any(e.lower() in low for e in expected)
+    return any(key_matches(answer, e) for e in expected)
+
+
+def gold_inside(texts: list[tuple[str, str]], gold: list[str], keys: list[str]) -> bool:
+    """Whether one of ``keys`` lies in a text (file, text) from a ``gold`` file."""
+    return any(f in gold and answer_correct(t, keys) for f, t in texts)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -87,26 +120,33 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def evaluate(
     questions: list[dict],
-    retrieve: Callable[[dict], tuple[str, list[str]]],
+    retrieve: Callable[[dict], dict],
     answer: Callable[[dict], dict] | None = None,
 ) -> dict:
-    """Score every question. ``retrieve(item)`` returns (standalone query, ranked files);
-    ``answer(item)``, when given, returns {"answer", "refused", "cited_files", "timings"}
-    and optionally "fallback"."""
+    """Score every question. ``retrieve(item)`` returns {"query": standalone query,
+    "files": ranked files} and optionally "hits" and "passages", each [(file, text)]:
+    the top-k hits and the passages answering gives the LLM. ``answer(item)``, when
+    given, returns {"answer", "refused", "cited_files", "timings"} and optionally
+    "fallback"."""
     rows = []
     for item in questions:
         started = time.perf_counter()
-        query, files = retrieve(item)
+        found = retrieve(item)
         elapsed = time.perf_counter() - started
+        files = found["files"]
         row: dict = {
             "id": item["id"],
             "kind": item["kind"],
-            "query": query,
+            "query": found["query"],
             "files": file_ranking(files)[:5],
             "search_s": elapsed,
         }
-        if item["kind"] != "unanswerable" and item["src"]:
+        answerable = item["kind"] not in UNANSWERABLE
+        if answerable and item["src"]:
             row.update(retrieval_scores(file_ranking(files), item["src"]))
+            for name in ("hits", "passages"):
+                if name in found:
+                    row[f"evidence_{name}"] = gold_inside(found[name], item["src"], item["any"])
         if answer is not None:
             result = answer(item)
             row["answer"] = result["answer"]
@@ -115,7 +155,7 @@ def evaluate(
                 row["fallback"] = result["fallback"]
             row["cited_files"] = result["cited_files"]
             row["timings"] = result.get("timings", {})
-            if item["kind"] != "unanswerable":
+            if answerable:
                 row["correct"] = (not result["refused"]) and answer_correct(
                     result["answer"], item["any"]
                 )
@@ -137,9 +177,13 @@ def summarize(rows: list[dict]) -> dict:
         stats: dict = {"n": len(group)}
         for metric in ("recall@1", "recall@5", "mrr"):
             stats[metric] = _mean([r[metric] for r in scored])
+        for part in ("hits", "passages"):
+            values = [float(r[f"evidence_{part}"]) for r in group if f"evidence_{part}" in r]
+            if values:
+                stats[f"evidence_{part}"] = _mean(values)
         if any("refused" in r for r in group):
-            answerable = [r for r in group if r["kind"] != "unanswerable"]
-            unanswerable = [r for r in group if r["kind"] == "unanswerable"]
+            answerable = [r for r in group if r["kind"] not in UNANSWERABLE]
+            unanswerable = [r for r in group if r["kind"] in UNANSWERABLE]
             stats["answer_accuracy"] = _mean([float(r["correct"]) for r in answerable])
             stats["citation_precision"] = _mean(
                 [r["citation_precision"] for r in group if "citation_precision" in r]
@@ -161,6 +205,8 @@ def format_table(summaries: dict[str, dict]) -> str:
         "recall@1",
         "recall@5",
         "mrr",
+        "evidence_hits",
+        "evidence_passages",
         "answer_accuracy",
         "citation_precision",
         "refusal_unanswerable",
