@@ -160,6 +160,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     engine = Engine(_settings(args))
     questions = load_questions(args.file)
+    if args.build_index:  # incremental: a no-op when the index is up to date
+        engine.build_index()
     modes = args.modes.split(",") if args.modes else [engine.settings.search_mode]
     engine.search("прогрев")  # load models before timing
     use_llm = not args.no_llm and bool(engine.settings.llm_model or engine.settings.llm_url)
@@ -255,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes", help="comma-separated search modes to compare, e.g. dense,lexical,hybrid"
     )
     p.add_argument("--answers", action="store_true", help="also answer and score the answers")
+    p.add_argument(
+        "--build-index", action="store_true", help="first build or update the index of --corpus"
+    )
     p.add_argument(
         "--no-llm",
         action="store_true",

@@ -1,0 +1,63 @@
+"""The committed question sets are what ``bench/build_sets.py`` says they are: near-miss
+questions name a detail their article lacks, absent articles are not indexed, and the
+calibration and test parts split the articles cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rag.evaluate import load_questions
+from rag.settings import PROJECT_ROOT
+
+XQ = PROJECT_ROOT / "bench" / "data" / "xquad-ru"
+DATA = PROJECT_ROOT / "tests" / "data"
+
+
+def _fold(text: str) -> str:
+    return text.lower().replace("ё", "е")
+
+
+def _mentions(text: str, detail: str) -> bool:
+    """A stem from a word start; short details and Roman numerals as whole words."""
+    d = _fold(detail)
+    before = r"(?<!\d)" if d[0].isdigit() else r"(?<!\w)"
+    whole = detail.isupper() or len(d) <= 4
+    after = r"(?!\d)" if d[-1].isdigit() else (r"(?!\w)" if whole else "")
+    return re.search(before + re.escape(d) + after, _fold(text)) is not None
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_near_miss_details_are_absent_from_their_articles():
+    news = [p.read_text("utf-8") for p in (PROJECT_ROOT / "corpus").glob("*.txt")]
+    items = _read(DATA / "nearmiss-calibration.jsonl") + _read(DATA / "nearmiss-test.jsonl")
+    assert len(items) == len({q["id"] for q in items}) == 28
+    for q in items:
+        assert q["kind"] == "nearmiss" and not q["any"] and not q["src"]
+        assert not any(_mentions(t, q["detail"]) for t in news), q["id"]
+    xq = _read(XQ / "nearmiss.jsonl")
+    assert len(items) + len(xq) >= 60
+    for q in xq:
+        assert not _mentions((XQ / "corpus" / q["article"]).read_text("utf-8"), q["detail"])
+
+
+def test_xquad_parts_split_articles_and_hold_absent_ones_out_of_the_index():
+    indexed = {p.name for p in (XQ / "corpus").glob("*.txt")}
+    assert len(indexed) == 18
+    parts = {name: load_questions(XQ / f"{name}.jsonl") for name in ("calibration", "test")}
+    articles = {
+        name: {q["src"][0] if q["src"] else q["article"] for q in items}
+        for name, items in parts.items()
+    }
+    assert not articles["calibration"] & articles["test"]
+    every = [q for items in parts.values() for q in items]
+    assert len(every) == 612 + 36
+    absent = {q["article"] for q in every if q["kind"] == "absent"}
+    assert len(absent) == 6 and not absent & indexed
+    assert all(q["src"][0] in indexed for q in every if q["kind"] == "fact")
+    first = (XQ / "corpus" / "xq00_Super_Bowl_50.txt").read_text("utf-8").splitlines()[0]
+    assert first == "Super Bowl 50"  # the title first, like the news corpus
