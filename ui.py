@@ -1,6 +1,6 @@
-"""Gradio app: `python ui.py` (see rag/ui_app.py for the interface itself)."""
+"""Gradio app: `python ui.py` (the interface itself is the package rag/ui/)."""
 
-from rag.ui_app import main
+from rag.ui import main
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,9 @@ import pytest
 from rag.index import Index
 from rag.models import MODELS
 from rag.settings import PROJECT_ROOT, Settings
-from rag.ui_app import render_article, status_text
+from rag.ui.articles import status_text
+from rag.ui.labels import LABELS
+from rag.ui.render import render_article
 
 QUESTION = "Сколько терактов предотвращено с 2014 года?"
 GOLD = "000_14c9b7630dbfab34.txt"
@@ -84,8 +86,10 @@ def test_citation_lookup_after_the_article_was_deleted_or_edited(built_engine, t
     assert "<mark>" in page
 
     (corpus / hit.file).write_text("Новый заголовок\n\n" + original, encoding="utf-8")
-    page = render_article(settings, hit.file, hit.start, hit.end, hit.text)
+    page = render_article(settings, hit.file, hit.start, hit.end, hit.text, LABELS["en"])
     assert "<mark>" not in page and "changed since it was indexed" in page
+    page = render_article(settings, hit.file, hit.start, hit.end, hit.text, LABELS["ru"])
+    assert "<mark>" not in page and "изменился после индексации" in page
 
     (corpus / hit.file).unlink()
     page = render_article(settings, hit.file, hit.start, hit.end, hit.text)

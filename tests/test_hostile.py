@@ -352,7 +352,7 @@ def _tree(root: Path) -> set[Path]:
 @pytest.fixture
 def upload(tmp_path):
     """add_articles into tmp_path/box/corpus, checking nothing escapes or is left behind."""
-    from rag.ui_app import add_articles
+    from rag.ui.store import add_articles
 
     corpus = tmp_path / "box" / "corpus"
     corpus.mkdir(parents=True)
@@ -476,7 +476,7 @@ name_part = st.text(max_size=12) | st.sampled_from(
     st.sampled_from([".txt", ".md", ".TXT", "", ".exe", ".txt.upload"]),
 )
 def test_any_upload_name_is_stored_inside_the_corpus_or_refused(upload, stem, suffix):
-    from rag.ui_app import safe_upload_name
+    from rag.ui.store import safe_upload_name
 
     name = stem + suffix
     message, new = upload(name, ARTICLE, overwrite=True)

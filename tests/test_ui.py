@@ -16,7 +16,9 @@ import pytest
 
 from rag import prompts
 from rag.settings import PROJECT_ROOT
-from rag.ui_app import LABELS, add_articles, format_answer, safe_upload_name
+from rag.ui.labels import LABELS
+from rag.ui.render import format_answer
+from rag.ui.store import add_articles, safe_upload_name
 from tests.conftest import CORPUS
 
 ARTIFACTS = PROJECT_ROOT / "artifacts"
@@ -119,6 +121,92 @@ def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
             )
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Every text of the page that is the UI's own: text nodes and the attributes people read,
+# minus article content (titles, file names, passages, answers made of its sentences),
+# which the renderers mark with class "doc" and Gradio shows in the listed places.
+UI_TEXTS_JS = """() => {
+  const skip = '.doc, #chatbot .bot, #citations .wrap label, #articles-table tbody';
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip) || el.closest('script, style')) continue;
+    if (n.textContent.trim()) out.push(n.textContent.trim());
+  }
+  for (const el of document.querySelectorAll('[placeholder], [title], [aria-label]')) {
+    if (el.closest(skip)) continue;
+    for (const a of ['placeholder', 'title', 'aria-label'])
+      if (el.getAttribute(a)) out.push(el.getAttribute(a));
+  }
+  out.push(document.title);
+  return out;
+}"""
+
+
+def _cyrillic(texts: list[str]) -> list[str]:
+    return sorted({t for t in texts if any("\u0400" <= ch <= "\u04ff" for ch in t)})
+
+
+@pytest.mark.browser
+def test_english_ui_shows_no_russian_of_its_own(server):
+    """--lang en (RAG_LANGUAGE=en): labels, tabs, statuses, messages and notes in English."""
+    from playwright.sync_api import expect, sync_playwright
+
+    en = LABELS["en"]
+    url, corpus = server(RAG_LANGUAGE="en", RAG_LLM_MODEL="")  # extractive: fast
+    seen: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        page.goto(url)
+        expect(page.get_by_role("tab", name=en["chat"])).to_be_visible(timeout=60_000)
+        seen += page.evaluate(UI_TEXTS_JS)
+
+        page.locator("#send").click()  # an empty question: the message is English
+        expect(page.locator("#chatbot")).to_contain_text(en["empty_question"], timeout=60_000)
+        page.locator("#question textarea").fill("How many attacks were prevented since 2014?")
+        page.locator("#send").click()
+        expect(page.locator("#citations label").first).to_be_visible(timeout=120_000)
+        page.locator("#citations label").first.click()
+        expect(page.locator("#article-view mark")).to_be_visible(timeout=30_000)
+        seen += page.evaluate(UI_TEXTS_JS)
+        page.screenshot(path="/tmp/ui_en_chat.png", full_page=True)
+
+        page.get_by_role("tab", name=en["search"]).click()
+        page.locator("#search-button").click()
+        expect(page.locator("#search-results")).to_contain_text(en["empty_query"])
+        seen += page.evaluate(UI_TEXTS_JS)
+        page.locator("#search-query textarea").fill("terrorist attacks prevented")
+        page.locator("#search-button").click()
+        expect(page.locator("#search-results .passage").first).to_be_visible(timeout=60_000)
+        seen += page.evaluate(UI_TEXTS_JS)
+
+        page.get_by_role("tab", name=en["articles"]).click()
+        expect(page.locator("#index-status")).to_contain_text("articles", timeout=30_000)
+        existing = sorted(Path(corpus).glob("*.txt"))[0]
+        page.locator("#upload input[type=file]").set_input_files(str(existing))
+        expect(page.locator("#upload-log")).to_contain_text("exists", timeout=60_000)
+        seen += page.evaluate(UI_TEXTS_JS)
+
+        page.get_by_role("tab", name=en["settings"]).click()
+        expect(page.locator("#models")).to_be_visible()
+        seen += page.evaluate(UI_TEXTS_JS)
+        page.screenshot(path="/tmp/ui_en_settings.png", full_page=True)
+        browser.close()
+    assert en["empty_question"] in seen and en["col_title"] in seen
+    assert not _cyrillic(seen), _cyrillic(seen)
+
+
 @pytest.mark.browser
 def test_browser_end_to_end(server):
     from playwright.sync_api import expect, sync_playwright
@@ -132,18 +220,7 @@ def test_browser_end_to_end(server):
         encoding="utf-8",
     )
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="ru-RU")
         page.goto(url)
         page.locator("#question textarea").fill("Сколько терактов предотвращено с 2014 года?")

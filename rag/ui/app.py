@@ -1,0 +1,80 @@
+"""The Gradio app: one builder per tab over one shared ``Engine``; ``main`` runs the server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+import gradio as gr
+
+from ..engine import Engine
+from ..llm import LLMError
+from ..settings import Settings
+from .articles import build_articles_tab
+from .chat import build_chat_tab
+from .context import UIContext
+from .labels import labels_for
+from .search import build_search_tab
+from .settings_tab import build_settings_tab
+from .state import Prefs
+
+log = logging.getLogger(__name__)
+
+CSS = """
+#article-view { max-height: 520px; overflow-y: auto; white-space: pre-wrap; line-height: 1.5;
+  border: 1px solid var(--border-color-primary); padding: 12px; border-radius: 8px; }
+#article-view mark { background: #ffe066; padding: 1px 0; }
+.passage { border-left: 3px solid #4c6ef5; padding: 4px 10px; margin: 8px 0; }
+.passage small { color: var(--body-text-color-subdued); }
+.unsupported { background: #ffe3e3; }
+"""
+
+
+def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
+    labels = labels_for(lang)
+    with gr.Blocks(title=labels["title"]) as app:
+        gr.Markdown(f"## {labels['title']}")
+        prefs = gr.State(Prefs.from_settings(engine.settings).to_state())
+        ctx = UIContext(engine, labels, prefs)
+        build_chat_tab(ctx)
+        build_search_tab(ctx)
+        refresh, refreshed = build_articles_tab(ctx)
+        build_settings_tab(ctx)
+        app.load(refresh, None, refreshed, api_name="status")
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="newsrag web UI")
+    parser.add_argument("--host", default=None, help="default 127.0.0.1 (RAG_HOST)")
+    parser.add_argument("--port", type=int, default=None, help="default 7860 (RAG_PORT)")
+    parser.add_argument("--lang", choices=["ru", "en"], default=None)
+    parser.add_argument("--no-preload", action="store_true", help="load models on first use")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(host=args.host, port=args.port, language=args.lang)
+    engine = Engine(settings)
+    if not args.no_preload:
+        started = time.time()
+        try:  # the LLM first: a missing or damaged model file fails in seconds
+            engine.llm  # noqa: B018
+        except LLMError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        engine.embedder  # noqa: B018
+        log.info("models loaded in %.1f s", time.time() - started)
+    log.info("corpus %s, index %s", settings.corpus_dir, settings.index_dir)
+    auth = None
+    if os.environ.get("RAG_USERNAME") and os.environ.get("RAG_PASSWORD"):
+        auth = (os.environ["RAG_USERNAME"], os.environ["RAG_PASSWORD"])
+    app = build_app(engine, settings.language)
+    app.queue(default_concurrency_limit=4, max_size=64).launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        auth=auth,
+        css=CSS,
+        show_error=False,
+        max_file_size=settings.max_upload_bytes,
+    )

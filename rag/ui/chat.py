@@ -1,0 +1,126 @@
+"""The Chat tab: streamed answers, the passages found, the cited article."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import gradio as gr
+
+from ..answer import QuestionError
+from ..index import IndexError_
+from ..llm import LLMError
+from .context import UIContext
+from .render import citation_choices, format_answer, render_article, render_passages
+from .state import ChatView
+
+log = logging.getLogger(__name__)
+
+SCROLL_JS = """() => { setTimeout(() => {
+  const m = document.querySelector('#article-view mark');
+  if (m) m.scrollIntoView({block: 'center'}); }, 150); }"""
+
+
+def answer_steps(
+    ctx: UIContext, message: str, history: list, chat: list, prefs: dict
+) -> Iterator[ChatView]:
+    """The chat column after each event of ``Engine.ask``: status, passages, tokens, answer."""
+    labels, settings = ctx.labels, ctx.settings
+    chat = [*(chat or []), {"role": "user", "content": message}]
+    chat.append({"role": "assistant", "content": labels["searching"]})
+    yield ChatView(chat, history, choices=[])
+    text = " ".join((message or "").split())
+    if not text:
+        chat[-1]["content"] = f"⚠️ {labels['empty_question']}"
+        yield ChatView(chat, history)
+        return
+    if len(text) > settings.max_question_chars:
+        why = labels["long_question"].format(n=len(text), max=settings.max_question_chars)
+        chat[-1]["content"] = f"⚠️ {why}"
+        yield ChatView(chat, history)
+        return
+    try:
+        streamed = ""
+        events = ctx.engine.ask(
+            message,
+            history,
+            use_llm=prefs["use_llm"],
+            k=prefs["k"],
+            mode=prefs["mode"],
+            temperature=prefs["temperature"],
+        )
+        for event in events:
+            if event["type"] == "evidence":
+                chat[-1]["content"] = labels[
+                    "rewriting" if event.get("provisional") else "thinking"
+                ]
+                passages = render_passages(event["passages"], labels["none"])
+                yield ChatView(chat, history, evidence=passages)
+            elif event["type"] == "token":
+                streamed += event["text"]
+                chat[-1]["content"] = streamed
+                yield ChatView(chat, history)
+            elif event["type"] == "done":
+                result = event["result"]
+                chat[-1]["content"] = format_answer(result, labels)
+                history = [*history, (message, result["answer"])]
+                cites = result["citations"]
+                yield ChatView(chat, history, citations=cites, choices=citation_choices(cites))
+    except QuestionError as exc:
+        chat[-1]["content"] = f"⚠️ {exc}"
+        yield ChatView(chat, history)
+    except (LLMError, IndexError_, OSError, RuntimeError) as exc:
+        log.exception("answer failed")
+        chat[-1]["content"] = "⚠️ " + labels["error"].format(exc=exc)
+        yield ChatView(chat, history)
+
+
+def build_chat_tab(ctx: UIContext) -> None:
+    labels = ctx.labels
+    history_state = gr.State([])  # [(question, answer)] of this browser session
+    citations_state = gr.State([])  # citations of the last answer
+    with gr.Tab(labels["chat"], id="chat"), gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label=labels["chat"], height=460, elem_id="chatbot")
+            question = gr.Textbox(
+                label=labels["question"],
+                placeholder=labels["placeholder"],
+                elem_id="question",
+                lines=1,
+                max_lines=4,
+            )
+            with gr.Row():
+                send = gr.Button(labels["send"], variant="primary", elem_id="send")
+                stop = gr.Button(labels["stop"], elem_id="stop")
+                clear = gr.Button(labels["clear"], elem_id="clear")
+            citation_pick = gr.Radio(
+                [], label=labels["citations"], elem_id="citations", type="value"
+            )
+        with gr.Column(scale=2):
+            evidence = gr.HTML(f"<p>{labels['evidence']}</p>", elem_id="evidence")
+            article = gr.HTML(f"<p>{labels['pick']}</p>", elem_id="article")
+
+    def respond(message: str, history: list, chat: list, prefs: dict):
+        for view in answer_steps(ctx, message, history, chat, prefs):
+            yield view.values()
+
+    def show_citation(index, cites):
+        if index is None or not cites or index >= len(cites):
+            return gr.update()
+        c = cites[index]
+        return render_article(ctx.settings, c["file"], c["start"], c["end"], c.get("text"), labels)
+
+    def clear_all():
+        empty = ChatView([], [], evidence=f"<p>{labels['evidence']}</p>", choices=[])
+        return (*empty.values()[:5], f"<p>{labels['pick']}</p>")
+
+    outputs = [chatbot, history_state, evidence, citations_state, citation_pick, question]
+    inputs = [question, history_state, chatbot, ctx.prefs]
+    run = {"concurrency_limit": 1, "concurrency_id": "llm"}
+    submit = question.submit(respond, inputs, outputs, api_visibility="private", **run)
+    click = send.click(respond, inputs, outputs, api_name="ask", **run)
+    stop.click(None, None, None, cancels=[submit, click])
+    clear.click(clear_all, None, [*outputs[:5], article])
+    citation_pick.change(show_citation, [citation_pick, citations_state], article).then(
+        None, None, None, js=SCROLL_JS
+    )
