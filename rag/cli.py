@@ -154,9 +154,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .answer import approx_tokens, find_evidence
     from .engine import Engine
-    from .evaluate import evaluate, format_table, load_questions
+    from .evaluate import evaluate_engine, format_table, load_questions
 
     engine = Engine(_settings(args))
     questions = load_questions(args.file)
@@ -165,42 +164,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = args.modes.split(",") if args.modes else [engine.settings.search_mode]
     engine.search("прогрев")  # load models before timing
     use_llm = not args.no_llm and bool(engine.settings.llm_model or engine.settings.llm_url)
-    # passages sized as answering sizes them: by the LLM's tokenizer when it answers
-    count_tokens = engine.llm.count_tokens if use_llm and args.answers else approx_tokens
     results = {}
     for mode in modes:
         engine.retriever.clear_cache()  # time every mode with fresh query embeddings
-
-        def retrieve(item: dict, mode: str = mode) -> dict:
-            # the query answering searches with: a follow-up rewritten by the LLM if one
-            # is configured (loaded only when a question needs it)
-            history = item.get("history")
-            llm = engine.llm if use_llm and engine.needs_rewrite(item["q"], history) else None
-            query = engine.standalone_question(item["q"], history, llm)
-            files = [h.file for h in engine.search(query, k=10, mode=mode)]
-            hits, passages, _ = find_evidence(engine, query, count_tokens, mode=mode)
-            return {
-                "query": query,
-                "files": files,
-                "hits": [(h.file, h.text) for h in hits],
-                "passages": [(p.file, p.text) for p in passages],
-            }
-
-        answer = None
-        if args.answers:
-            from .answer import answer as run_answer
-
-            def answer(item: dict) -> dict:
-                result = run_answer(engine, item["q"], item.get("history"), use_llm=use_llm)
-                return {
-                    "answer": result["answer"],
-                    "refused": result["refused"],
-                    "fallback": result["fallback"],
-                    "cited_files": sorted({c["file"] for c in result["citations"]}),
-                    "timings": result["timings"],
-                }
-
-        results[mode] = evaluate(questions, retrieve, answer)
+        results[mode] = evaluate_engine(engine, questions, mode, args.answers, use_llm)
     if args.json:
         print(
             json.dumps(

@@ -167,6 +167,43 @@ def evaluate(
     return {"summary": summarize(rows), "questions": rows}
 
 
+def evaluate_engine(
+    engine, questions: list[dict], mode: str | None, answers: bool, use_llm: bool
+) -> dict:
+    """``evaluate`` with the engine's own search and answer path: a follow-up is searched
+    with the LLM's rewrite when ``use_llm`` (the LLM loads only when a question needs
+    it), and passages are sized by the LLM's tokenizer when it answers."""
+    from .answer import answer as run_answer
+    from .answer import approx_tokens, find_evidence
+
+    count_tokens = engine.llm.count_tokens if use_llm and answers else approx_tokens
+
+    def retrieve(item: dict) -> dict:
+        history = item.get("history")
+        llm = engine.llm if use_llm and engine.needs_rewrite(item["q"], history) else None
+        query = engine.standalone_question(item["q"], history, llm)
+        files = [h.file for h in engine.search(query, k=10, mode=mode)]
+        hits, passages, _ = find_evidence(engine, query, count_tokens, mode=mode)
+        return {
+            "query": query,
+            "files": files,
+            "hits": [(h.file, h.text) for h in hits],
+            "passages": [(p.file, p.text) for p in passages],
+        }
+
+    def answer(item: dict) -> dict:
+        result = run_answer(engine, item["q"], item.get("history"), use_llm=use_llm)
+        return {
+            "answer": result["answer"],
+            "refused": result["refused"],
+            "fallback": result["fallback"],
+            "cited_files": sorted({c["file"] for c in result["citations"]}),
+            "timings": result["timings"],
+        }
+
+    return evaluate(questions, retrieve, answer if answers else None)
+
+
 def summarize(rows: list[dict]) -> dict:
     groups = {kind: [r for r in rows if r["kind"] == kind] for kind in KINDS}
     groups = {k: v for k, v in groups.items() if v}

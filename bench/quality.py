@@ -1,0 +1,131 @@
+"""The quality table: every question set, extractive answers and (on a sample) the LLM.
+
+    .venv/bin/python bench/quality.py                 # retrieval + extractive, all sets
+    .venv/bin/python bench/quality.py --llm-sample 8  # also the LLM on 8 questions a set
+
+Rows are sets, columns: answer accuracy (answerable questions), citation precision,
+refusal of near-miss and of absent questions (``absent`` and ``unanswerable``: nothing
+in the index), false refusals (answerable questions refused), evidence recall in the
+top-k hits and in the passages given to the LLM, and article recall@1. The news sets
+use ``corpus/``, the XQuAD-ru parts ``bench/data/xquad-ru/corpus/``; both indexes are
+built or updated first. The LLM sample is drawn with a fixed seed, per set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.engine import Engine  # noqa: E402
+from rag.evaluate import UNANSWERABLE, evaluate_engine, load_questions  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+NEWS = ROOT / "corpus"
+XQ = ROOT / "bench" / "data" / "xquad-ru"
+SETS = {
+    "news dev": (NEWS, ROOT / "tests/data/dev.jsonl"),
+    "news heldout": (NEWS, ROOT / "tests/data/heldout.jsonl"),
+    "news test": (NEWS, ROOT / "tests/data/test.jsonl"),
+    "news near-miss cal": (NEWS, ROOT / "tests/data/nearmiss-calibration.jsonl"),
+    "news near-miss test": (NEWS, ROOT / "tests/data/nearmiss-test.jsonl"),
+    "xquad-ru cal": (XQ / "corpus", XQ / "calibration.jsonl"),
+    "xquad-ru test": (XQ / "corpus", XQ / "test.jsonl"),
+}
+COLUMNS = [
+    ("n", "n"),
+    ("accuracy", "accuracy"),
+    ("citation_precision", "citation precision"),
+    ("refusal_nearmiss", "refusal near-miss"),
+    ("refusal_absent", "refusal absent"),
+    ("false_refusal", "false refusals"),
+    ("evidence_hits", "evidence top-k"),
+    ("evidence_passages", "evidence in passages"),
+    ("recall@1", "article recall@1"),
+]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def table_row(rows: list[dict]) -> dict:
+    """The columns of one set from ``evaluate``'s question rows."""
+    answerable = [r for r in rows if r["kind"] not in UNANSWERABLE]
+    near = [r for r in rows if r["kind"] == "nearmiss"]
+    absent = [r for r in rows if r["kind"] in ("absent", "unanswerable")]
+    answered = "refused" in (rows[0] if rows else {})
+    return {
+        "n": len(rows),
+        "accuracy": _mean([float(r["correct"]) for r in answerable]) if answered else None,
+        "citation_precision": _mean(
+            [r["citation_precision"] for r in rows if "citation_precision" in r]
+        ),
+        "refusal_nearmiss": _mean([float(r["refused"]) for r in near]) if answered else None,
+        "refusal_absent": _mean([float(r["refused"]) for r in absent]) if answered else None,
+        "false_refusal": _mean([float(r["refused"]) for r in answerable]) if answered else None,
+        "evidence_hits": _mean([float(r["evidence_hits"]) for r in rows if "evidence_hits" in r]),
+        "evidence_passages": _mean(
+            [float(r["evidence_passages"]) for r in rows if "evidence_passages" in r]
+        ),
+        "recall@1": _mean([r["recall@1"] for r in rows if "recall@1" in r]),
+    }
+
+
+def format_rows(table: list[tuple[str, str, dict]]) -> str:
+    head = "| set | mode | " + " | ".join(label for _, label in COLUMNS) + " |"
+    lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
+    for name, mode, row in table:
+        cells = [
+            str(row[k]) if k == "n" else ("–" if row[k] is None else f"{row[k]:.3f}")
+            for k, _ in COLUMNS
+        ]
+        lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    parser.add_argument("--llm-sample", type=int, default=0, help="LLM on N questions a set")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--news-index", type=Path, default=ROOT / "index")
+    parser.add_argument("--xquad-index", type=Path, default=XQ / "index")
+    parser.add_argument("--json", type=Path, help="also write every question row here")
+    args = parser.parse_args()
+    names = args.sets.split(",") if args.sets else list(SETS)
+    indexes = {NEWS: args.news_index, XQ / "corpus": args.xquad_index}
+    engines: dict[Path, Engine] = {}
+    table, dump = [], {}
+    for name in names:
+        corpus, path = SETS[name]
+        if corpus not in engines:
+            engine = Engine(Settings.from_env(corpus_dir=corpus, index_dir=indexes[corpus]))
+            engine.build_index()  # incremental: a no-op when up to date
+            engines[corpus] = engine
+        engine = engines[corpus]
+        questions = load_questions(path)
+        runs = [("extractive", questions, False)]
+        if args.llm_sample:
+            sample = random.Random(args.seed).sample(
+                questions, min(args.llm_sample, len(questions))
+            )
+            runs.append((f"LLM, sample of {len(sample)}", sample, True))
+        for mode, items, use_llm in runs:
+            result = evaluate_engine(engine, items, None, answers=True, use_llm=use_llm)
+            table.append((name, mode, table_row(result["questions"])))
+            dump[f"{name} / {mode}"] = result["questions"]
+            print(format_rows(table[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    print(format_rows(table))
+    if args.json:
+        args.json.write_text(json.dumps(dump, ensure_ascii=False, indent=1), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
