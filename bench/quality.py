@@ -1,15 +1,18 @@
 """The quality table: every question set, extractive answers and (on a sample) the LLM.
 
-    .venv/bin/python bench/quality.py                 # retrieval + extractive, all sets
-    .venv/bin/python bench/quality.py --llm-sample 8  # also the LLM on 8 questions a set
+    .venv/bin/python bench/quality.py                   # retrieval + extractive, all sets
+    .venv/bin/python bench/quality.py --answer-sample 40  # extractive on 40 questions a set
+    .venv/bin/python bench/quality.py --llm-sample 8    # also the LLM on 8 questions a set
 
+Retrieval (evidence recall, article recall) is always scored on every question; answers
+(extractive, LLM) on every question or on a seeded sample per set, which the mode column
+names with its size.
 Rows are sets, columns: answer accuracy (answerable questions), citation precision,
 refusal of near-miss and of absent questions (``absent`` and ``unanswerable``: nothing
 in the index), false refusals (answerable questions refused), evidence recall in the
 top-k hits and in the passages given to the LLM, and article recall@1. The news sets
 use ``corpus/``, the XQuAD-ru parts ``bench/data/xquad-ru/corpus/``; both indexes are
-built or updated first. The LLM sample is drawn with a fixed seed, per set.
-"""
+built or updated first."""
 
 from __future__ import annotations
 
@@ -92,6 +95,9 @@ def format_rows(table: list[tuple[str, str, dict]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    parser.add_argument(
+        "--answer-sample", type=int, help="extractive answers on N questions a set (0: none)"
+    )
     parser.add_argument("--llm-sample", type=int, default=0, help="LLM on N questions a set")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--news-index", type=Path, default=ROOT / "index")
@@ -110,14 +116,19 @@ def main() -> int:
             engines[corpus] = engine
         engine = engines[corpus]
         questions = load_questions(path)
-        runs = [("extractive", questions, False)]
-        if args.llm_sample:
-            sample = random.Random(args.seed).sample(
-                questions, min(args.llm_sample, len(questions))
-            )
-            runs.append((f"LLM, sample of {len(sample)}", sample, True))
-        for mode, items, use_llm in runs:
-            result = evaluate_engine(engine, items, None, answers=True, use_llm=use_llm)
+        full = args.answer_sample is None or args.answer_sample >= len(questions)
+        runs = [] if full else [("retrieval", questions, False, False)]
+        for size, use_llm, label in (
+            (args.answer_sample, False, "extractive"),
+            (args.llm_sample, True, "LLM"),
+        ):
+            if size is None or size >= len(questions):
+                runs.append((label, questions, True, use_llm))
+            elif size:
+                sample = random.Random(args.seed).sample(questions, size)
+                runs.append((f"{label}, sample of {size}", sample, True, use_llm))
+        for mode, items, answers, use_llm in runs:
+            result = evaluate_engine(engine, items, None, answers=answers, use_llm=use_llm)
             table.append((name, mode, table_row(result["questions"])))
             dump[f"{name} / {mode}"] = result["questions"]
             print(format_rows(table[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
