@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.evaluate import answer_correct, evaluate, key_matches
+from rag.engine import Engine
+from rag.evaluate import answer_correct, evaluate, evaluate_engine, key_matches
 
 
 @pytest.mark.parametrize(
@@ -91,3 +92,27 @@ def test_answers_scored_with_the_matcher_and_unanswerable_kinds():
     assert summary["nearmiss"]["refusal_unanswerable"] == 1.0
     assert summary["absent"]["refusal_unanswerable"] == 0.0
     assert summary["overall"]["refusal_unanswerable"] == 0.5
+
+
+def test_a_followup_is_searched_with_the_llm_rewrite(built_engine, tiny_settings):
+    """Eval searches a follow-up the way answering does: with the configured LLM's rewrite,
+    not the previous question glued to it."""
+    engine = Engine(built_engine.settings.replace(llm_model=tiny_settings.llm_model))
+    engine.__dict__["embedder"] = built_engine.embedder
+    rewrite = "Как давно была раскрыта группировка, планировавшая теракты в Астане?"
+    engine.llm.stream = lambda messages, *args: iter([rewrite])
+    item = {
+        "id": "f",
+        "kind": "followup",
+        "q": "Как давно была раскрыта эта группировка?",
+        "any": ["4 месяца"],
+        "src": ["003_1e54f2a5aa88fe05.txt"],
+        "history": [["Кто сообщил, что в Астане готовились теракты?", "Аким Джаксыбеков [1]."]],
+    }
+    with_llm = evaluate_engine(engine, [item], None, answers=False, use_llm=True)
+    row = with_llm["questions"][0]
+    assert row["query"] == rewrite
+    assert row["files"][0] == "003_1e54f2a5aa88fe05.txt"
+    assert row["evidence_hits"] is True
+    without = evaluate_engine(engine, [item], None, answers=False, use_llm=False)
+    assert without["questions"][0]["query"] == engine.contextual_query(item["q"], item["history"])
