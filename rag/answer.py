@@ -13,6 +13,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import replace
 
 from . import prompts
@@ -366,12 +367,14 @@ def ask(
         )
         temp = settings.temperature if temperature is None else temperature
         pieces = 0
-        for piece in llm.stream(messages, settings.llm_max_tokens, temp):
-            if not raw:
-                timings["first_token_s"] = time.perf_counter() - started
-            raw += piece
-            pieces += 1
-            yield {"type": "token", "text": piece}
+        # closed at once when the caller abandons this answer, so the LLM is freed
+        with closing(llm.stream(messages, settings.llm_max_tokens, temp)) as stream:
+            for piece in stream:
+                if not raw:
+                    timings["first_token_s"] = time.perf_counter() - started
+                raw += piece
+                pieces += 1
+                yield {"type": "token", "text": piece}
         if pieces > 1:
             generating = time.perf_counter() - started - timings["first_token_s"]
             timings["tokens_per_s"] = (pieces - 1) / max(generating, 1e-6)

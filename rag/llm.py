@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
+
+import httpx
 
 from .settings import Settings
 
@@ -41,6 +42,11 @@ def resolve_llm_path(settings: Settings) -> Path | None:
     if not path.is_file():
         raise LLMError(f"LLM file {path} does not exist; set RAG_LLM_MODEL to a GGUF file")
     return path
+
+
+def _file_id(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_dev
 
 
 def _check_gguf(path: Path) -> None:
@@ -73,6 +79,8 @@ class LlamaCppLLM:
             raise LLMError(
                 f"cannot load the LLM {path} ({exc}); the file may be truncated or damaged"
             ) from exc
+        self.path = path
+        self._file_id = _file_id(path)
         self.name = path.name
         self.context_size = self.llama.n_ctx()
         template = self.llama.metadata.get("tokenizer.chat_template")
@@ -86,6 +94,20 @@ class LlamaCppLLM:
         self._lock = threading.Lock()  # one generation at a time on one context
         self._prefix: list[int] = []
         self._prefix_state = None
+
+    def _check_file(self) -> None:
+        """llama.cpp maps the model file into memory. Deleting it or renaming another file
+        over it is harmless (the mapped copy stays), but rewriting it in place changes the
+        mapped pages under the model: reading them then crashes the process (SIGBUS) or
+        gives garbage, so it is refused before generating."""
+        try:
+            now = _file_id(self.path)
+        except FileNotFoundError:
+            return  # deleted or being replaced: the mapped copy stays valid
+        if now[0] == self._file_id[0] and now != self._file_id:
+            raise LLMError(
+                f"the LLM file {self.path} was overwritten while in use; restart to load it again"
+            )
 
     def render(self, messages: list[dict]) -> list[int]:
         prompt = self._format(messages=messages).prompt
@@ -123,6 +145,7 @@ class LlamaCppLLM:
                 f"prompt of {len(tokens)} tokens does not fit the context ({self.context_size})"
             )
         with self._lock:
+            self._check_file()
             if not self.reuse_prefix:
                 self.llama.reset()  # baseline: evaluate the whole prompt every time
             cached = list(self.llama._input_ids[: len(self._prefix)])
@@ -141,21 +164,30 @@ class LlamaCppLLM:
                 stream=True,
                 stop=["<|im_end|>", "<|endoftext|>"],
             )
-            for piece in pieces:
-                text = piece["choices"][0]["text"]
-                if text:
-                    yield text
+            # Tokens are generated only as they are asked for, so an abandoned answer
+            # (Stop, a closed tab: the caller closes this generator) generates no more
+            # and frees the lock at once; closing ``pieces`` ends llama.cpp's loop.
+            with closing(pieces):
+                for piece in pieces:
+                    text = piece["choices"][0]["text"]
+                    if text:
+                        yield text
 
 
 class OpenAICompatibleLLM:
-    """Streams from ``{url}/chat/completions`` (llama.cpp server, vLLM, …)."""
+    """Streams from ``{url}/chat/completions`` (llama.cpp server, vLLM, …) through httpx.
 
-    def __init__(self, settings: Settings):
+    Every way the server can fail (refused connection, HTTP error, an error event in the
+    stream, a stream cut short, silence past the timeout) raises ``LLMError``: an empty
+    answer would otherwise turn into a refusal that blames the articles."""
+
+    def __init__(self, settings: Settings, connect_timeout: float = 10.0):
         self.url = settings.llm_url.rstrip("/")
         self.model = settings.llm_model or "default"
         self.name = f"{self.model} @ {self.url}"
         self.context_size = settings.llm_context
-        self.timeout = 300
+        # ``timeout`` bounds the wait for each piece of the stream, not the whole answer
+        self.timeout = httpx.Timeout(settings.llm_timeout, connect=connect_timeout)
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 3)  # conservative estimate; the server counts exactly
@@ -167,38 +199,85 @@ class OpenAICompatibleLLM:
         return 0  # the server keeps its own prompt cache
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
-        body = json.dumps(
-            {
-                "model": self.model,
-                "messages": messages,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "stream": True,
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"{self.url}/chat/completions",
-            data=body,
-            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
-        )
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        where = f"the LLM server at {self.url}"
         try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)
-        except (urllib.error.URLError, OSError) as exc:
-            raise LLMError(f"the LLM server at {self.url} did not answer: {exc}") from exc
-        with response:
-            for raw in response:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    delta = json.loads(data)["choices"][0].get("delta", {})
-                except (ValueError, KeyError, IndexError):
-                    continue
-                if delta.get("content"):
-                    yield delta["content"]
+            with (
+                httpx.Client(timeout=self.timeout) as client,
+                client.stream(
+                    "POST",
+                    f"{self.url}/chat/completions",
+                    json=body,
+                    headers={"Accept": "text/event-stream"},
+                ) as response,
+            ):
+                if response.status_code >= 400:
+                    detail = _error_text(response.read().decode("utf-8", "replace"))
+                    raise LLMError(f"{where} answered HTTP {response.status_code}: {detail}")
+                yield from _sse_pieces(response.iter_lines(), where)
+        except httpx.ConnectError as exc:
+            raise LLMError(f"{where} did not answer (is it running?): {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise LLMError(
+                f"{where} did not answer within {self.timeout.read:g} s (RAG_LLM_TIMEOUT)"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise LLMError(f"{where} is unreachable or broke the connection: {exc}") from exc
+
+
+def _error_text(payload: str) -> str:
+    """The message of an OpenAI-style error body (``{"error": {"message": …}}``)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload.strip()[:300] or "no details"
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:300]
+    return str(error)[:300]
+
+
+def _sse_pieces(lines: Iterator[str], where: str) -> Iterator[str]:
+    """Text pieces of an OpenAI chat completion event stream; error events raise."""
+    event = ""
+    finished = False
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            event = ""
+            continue
+        if line.startswith("event:"):
+            event = line[6:].strip()
+            continue
+        field, _, data = line.partition(":")
+        data = data.strip()
+        if field == "error" or event == "error":
+            raise LLMError(f"{where} reported an error: {_error_text(data)}")
+        if field != "data":
+            continue
+        if data == "[DONE]":
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise LLMError(f"{where} sent an unreadable event: {data[:200]!r}") from exc
+        if isinstance(chunk, dict) and chunk.get("error"):
+            raise LLMError(f"{where} reported an error: {_error_text(data)}")
+        choices = chunk.get("choices") or [{}]
+        choice = choices[0]
+        content = (choice.get("delta") or {}).get("content")
+        if content:
+            yield content
+        if choice.get("finish_reason"):
+            finished = True
+    if not finished:
+        raise LLMError(f"{where} ended the answer stream before it was complete")
 
 
 def load_llm(settings: Settings):

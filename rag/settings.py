@@ -78,6 +78,7 @@ class Settings:
     llm_context: int = 4096
     llm_max_tokens: int = 320
     llm_reuse_prefix: bool = True  # keep the evaluated system prompt + examples (KV state)
+    llm_timeout: float = 120.0  # seconds a remote LLM server may stay silent mid-answer
     temperature: float = 0.1
 
     # Limits

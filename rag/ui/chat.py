@@ -66,6 +66,9 @@ def answer_steps(
                 history = [*history, (message, result["answer"])]
                 cites = result["citations"]
                 yield ChatView(chat, history, citations=cites, choices=citation_choices(cites))
+    except GeneratorExit:  # Stop or a closed tab: free the LLM now, not at GC
+        events.close()
+        raise
     except QuestionError as exc:
         chat[-1]["content"] = f"⚠️ {exc}"
         yield ChatView(chat, history)
