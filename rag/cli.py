@@ -91,7 +91,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     engine = Engine(_settings(args))
     hits = engine.search(args.query, k=args.k, mode=args.mode)
     if args.json:
-        fields = ("rank", "file", "title", "chunk", "start", "end", "score", "text")
+        fields = (
+            "rank",
+            "file",
+            "title",
+            "date",
+            "source",
+            "chunk",
+            "start",
+            "end",
+            "score",
+            "text",
+        )
         results = [{f: getattr(h, f) for f in fields} for h in hits]
         print(json.dumps({"query": args.query, "results": results}, ensure_ascii=False, indent=1))
         return 0
@@ -183,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--corpus", type=Path, help="folder of .txt/.md articles")
+    common.add_argument(
+        "--corpus", type=Path, help="folder of articles (.txt .md .html .pdf .docx)"
+    )
     common.add_argument("--index", type=Path, help="folder where the index lives")
     common.add_argument(
         "--embedding-model", help="provisioned key, sentence-transformers name or path"

@@ -18,9 +18,13 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from .convert import CONVERTED_SUFFIXES, ConversionError, convert
+from .dates import find_date
+
 log = logging.getLogger(__name__)
 
-ARTICLE_SUFFIXES = (".txt", ".md")
+TEXT_SUFFIXES = (".txt", ".md")
+ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *CONVERTED_SUFFIXES)
 
 # Lines that are site chrome, matched against the whole stripped line (case-insensitive).
 BOILERPLATE_LINES = [
@@ -62,6 +66,11 @@ class Document:
     title: str
     sections: list[tuple[int, int]]  # spans of ``original`` holding article text
     removed: list[tuple[int, int, str]] = field(default_factory=list)  # span, reason
+    format: str = "text"  # "text", or the format ``original`` was extracted from
+    date: str = ""  # publication date: "YYYY-MM-DD", "--MM-DD" (year unknown) or ""
+    source: str = ""  # outlet / site name, "" when unknown
+    author: str = ""
+    language: str = ""  # "ru", "kk", "en" or ""
 
     @property
     def text(self) -> str:
@@ -145,10 +154,49 @@ def _title_from(line: str) -> str:
     )
 
 
+def language_of(text: str) -> str:
+    """A coarse guess from the alphabet: Kazakh letters, Cyrillic, or Latin."""
+    sample = text[:4000].lower()
+    letters = [ch for ch in sample if ch.isalpha()]
+    if not letters:
+        return ""
+    if sum(ch in "әғқңөұүһі" for ch in letters) > len(letters) / 200:
+        return "kk"
+    cyrillic = sum("а" <= ch <= "я" or ch == "ё" for ch in letters)
+    return "ru" if cyrillic > len(letters) / 2 else "en"
+
+
+def _parse_converted(file: str, data: bytes) -> Document:
+    """HTML, PDF or DOCX: the extracted text is the document, one paragraph per line."""
+    try:
+        got = convert(file, data)
+    except ConversionError as exc:
+        raise CorpusError(str(exc)) from exc
+    text = got.text
+    first = text.split("\n", 1)[0]
+    return Document(
+        file=file,
+        original=text,
+        encoding=got.format,
+        sha256=hashlib.sha256(data).hexdigest(),
+        title=_title_from(got.title or first),
+        sections=[(0, len(text))],
+        format=got.format,
+        date=got.date,
+        source=got.source,
+        author=got.author,
+        language=got.language[:2].lower() or language_of(text),
+    )
+
+
 def parse(file: str, data: bytes) -> Document:
     """Decode one article and find its title, body sections and boilerplate."""
     if not data.strip():
         raise CorpusError("empty file")
+    if file.lower().endswith(CONVERTED_SUFFIXES):
+        doc = _parse_converted(file, data)
+        doc.date = doc.date or find_date(doc.original)
+        return doc
     original, encoding = decode(data)
     if not _is_text(original):
         raise CorpusError("no readable text (binary or empty after decoding)")
@@ -181,6 +229,7 @@ def parse(file: str, data: bytes) -> Document:
             sections[-1] = (sections[-1][0], end)
     if not sections:
         raise CorpusError("nothing left after removing boilerplate")
+    body = "\n".join(original[s:e] for s, e in sections)
     return Document(
         file=file,
         original=original,
@@ -189,6 +238,8 @@ def parse(file: str, data: bytes) -> Document:
         title=title,
         sections=sections,
         removed=removed,
+        date=find_date(body),
+        language=language_of(body),
     )
 
 

@@ -37,7 +37,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = "razdel-per-line-4"  # bump when chunk boundaries change
+CHUNKER_VERSION = (
+    "razdel-per-line-5"  # 5: HTML/PDF/DOCX, article dates  # bump when chunk boundaries change
+)
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
 
 
@@ -392,6 +394,11 @@ class IndexBuilder:
                 "sha256": doc.sha256,
                 "title": doc.title,
                 "encoding": doc.encoding,
+                "format": doc.format,
+                "date": doc.date or None,
+                "source": doc.source,
+                "author": doc.author,
+                "language": doc.language,
                 "chunks": len(renumbered),
                 "indexed_at": (
                     old_files[doc.file]["indexed_at"]
@@ -409,7 +416,10 @@ class IndexBuilder:
 
         on_progress(0.85, "writing the index")
         lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
-        self._write(build_id, chunks, vectors, lexical, documents, signature, report, started)
+        extracted = {d.file: d.original for d in docs if d.format != "text"}
+        self._write(
+            build_id, chunks, vectors, lexical, documents, extracted, signature, report, started
+        )
         report.seconds = time.time() - started
         on_progress(1.0, "done")
         return report
@@ -437,6 +447,7 @@ class IndexBuilder:
         vectors: np.ndarray,
         lexical: LexicalIndex,
         documents: dict,
+        extracted: dict[str, str],
         signature: dict,
         report: BuildReport,
         started: float,
@@ -460,6 +471,14 @@ class IndexBuilder:
             kind = "flat"
         faiss.write_index(make_faiss_index(vectors, kind), str(staging / "faiss.index"))
         lexical.save(staging / "lexical")
+        # text taken from HTML/PDF/DOCX: what citation offsets into those files point into
+        _fsync_write(
+            staging / "extracted.jsonl",
+            "".join(
+                json.dumps({"file": f, "text": t}, ensure_ascii=False) + "\n"
+                for f, t in sorted(extracted.items())
+            ).encode(),
+        )
 
         files = {}
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):

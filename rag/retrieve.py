@@ -30,6 +30,8 @@ class Hit:
     dense_score: float | None = None  # cosine similarity, when the dense retriever saw it
     lexical_score: float | None = None
     chunks: tuple[int, ...] = ()  # chunk numbers merged into this hit
+    date: str | None = None  # the article's publication date (ISO, or --MM-DD), None unknown
+    source: str = ""  # the article's outlet, "" when unknown
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -118,6 +120,8 @@ def _join(run: list[Hit]) -> Hit:
         dense_score=_max_opt(*(h.dense_score for h in run)),
         lexical_score=_max_opt(*(h.lexical_score for h in run)),
         chunks=tuple(c for h in run for c in h.chunks),
+        date=first.date,
+        source=first.source,
     )
 
 
@@ -234,8 +238,10 @@ class Retriever:
                 if row not in dense:
                     dense[row] = float(index.vectors[row] @ qvec)
         hits = []
+        documents = index.manifest.get("documents", {})
         for rank, (row, score) in enumerate(ranked, 1):
             c = index.chunks[row]
+            meta = documents.get(c.file, {})
             hits.append(
                 Hit(
                     rank,
@@ -249,6 +255,8 @@ class Retriever:
                     dense.get(row),
                     lexical.get(row),
                     (c.chunk,),
+                    meta.get("date"),
+                    meta.get("source", ""),
                 )
             )
         if not merge:
