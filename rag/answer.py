@@ -152,7 +152,7 @@ def build_passages(
         start, end, text = window
         n = len(passages) + 1
         passages.append(
-            Passage(n, hit.file, hit.title, start, end, text, hit.score, hit.dense_score)
+            Passage(n, hit.file, hit.title, start, end, text, hit.score, hit.dense_score, hit.date)
         )
     return passages
 
@@ -289,12 +289,12 @@ def approx_tokens(text: str) -> int:
     return len(text.split()) * 2
 
 
-def find_evidence(engine, query: str, count_tokens=approx_tokens, k=None, mode=None):
+def find_evidence(engine, query: str, count_tokens=approx_tokens, k=None, mode=None, filters=None):
     """The hits for ``query`` and the passages cut from them for the LLM, with the
     sentence similarity used: the evidence answering shows, without running the LLM
     (``rag eval`` scores it)."""
     settings = engine.settings
-    hits = engine.search(query, k=k or settings.context_passages, mode=mode)
+    hits = engine.search(query, k=k or settings.context_passages, mode=mode, filters=filters)
     similarity = sentence_similarity(engine, query)
     passages = build_passages(hits, query, settings.passage_tokens, count_tokens, similarity)
     return hits, passages, similarity
@@ -308,8 +308,12 @@ def ask(
     k: int | None = None,
     mode: str | None = None,
     temperature: float | None = None,
+    filters=None,
 ) -> Iterator[dict]:
-    """Stream the answer to ``question`` as events (see module docstring)."""
+    """Stream the answer to ``question`` as events (see module docstring).
+
+    ``filters`` (rag.timefilter.Filters) limit the articles; a time expression in the
+    question adds to them, and the result's ``filters`` says what was applied."""
     settings = engine.settings
     history = [(u, a) for u, a in (history or [])][-settings.history_turns :]
     question = clean_question(question, settings.max_question_chars)
@@ -321,8 +325,10 @@ def ask(
     timings: dict[str, float] = {}
     count_tokens = llm.count_tokens if llm is not None else approx_tokens
 
+    applied = engine.filters_for(question, filters)
+
     def find(query: str) -> tuple[list[Passage], Similarity]:
-        _, passages, similarity = find_evidence(engine, query, count_tokens, k, mode)
+        _, passages, similarity = find_evidence(engine, query, count_tokens, k, mode, applied)
         return passages, similarity
 
     if llm is not None and engine.needs_rewrite(question, history):
@@ -419,6 +425,7 @@ def ask(
             "cited_numbers_raw": parse_markers(raw),
             "timings": {k: round(v, 3) for k, v in timings.items()},
             "llm": getattr(llm, "name", None),
+            "filters": applied.to_dict() if applied else None,
         },
     }
 

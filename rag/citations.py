@@ -34,6 +34,7 @@ class Passage:
     text: str
     score: float = 0.0
     dense_score: float | None = None
+    date: str | None = None  # the article's date: an answer says when its source ran
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +49,7 @@ class Citation:
     end: int
     text: str
     supported: bool
+    date: str | None = None  # the cited article's date (ISO, --MM-DD), None unknown
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,5 +154,5 @@ def check_answer(
             if n not in citations:
                 p = by_n[n]
                 start, end, span = best_span(p, sentence.text)
-                citations[n] = Citation(n, p.file, p.title, start, end, span, True)
+                citations[n] = Citation(n, p.file, p.title, start, end, span, True, p.date)
     return " ".join(text_parts), sentences, sorted(citations.values(), key=lambda c: c.n)

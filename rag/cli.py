@@ -89,7 +89,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     engine = Engine(_settings(args))
-    hits = engine.search(args.query, k=args.k, mode=args.mode)
+    filters = engine.filters_for(args.query, _filters(args))
+    hits = engine.search(args.query, k=args.k, mode=args.mode, filters=filters)
     if args.json:
         fields = (
             "rank",
@@ -104,15 +105,40 @@ def cmd_search(args: argparse.Namespace) -> int:
             "text",
         )
         results = [{f: getattr(h, f) for f in fields} for h in hits]
-        print(json.dumps({"query": args.query, "results": results}, ensure_ascii=False, indent=1))
+        out = {
+            "query": args.query,
+            "filters": filters.to_dict() if filters else None,
+            "results": results,
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
+    if filters:
+        print(f"filters: {_describe(filters)}")
     if not hits:
         print("no passages found")
     for h in hits:
-        print(f"{h.rank}. {h.file} [{h.start}:{h.end}] score={h.score:.4f}  {h.title}")
+        when = f" ({h.date})" if h.date else ""
+        print(f"{h.rank}. {h.file} [{h.start}:{h.end}] score={h.score:.4f}  {h.title}{when}")
         print("   " + " ".join(h.text.split()))
         print()
     return 0
+
+
+def _filters(args: argparse.Namespace):
+    """``--since/--until/--source`` as Filters, or None; a bad date exits with a message."""
+    from .timefilter import explicit
+
+    try:
+        return explicit(args.since, args.until, args.source)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
+def _describe(filters) -> str:
+    parts = [f"since {filters.since}"] if filters.since else []
+    parts += [f"until {filters.until}"] if filters.until else []
+    parts += [f"source {filters.source}"] if filters.source else []
+    return ", ".join(parts) + (f" (from «{filters.expression}»)" if filters.expression else "")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -125,7 +151,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raw = json.loads(Path(args.history).read_text(encoding="utf-8"))
         history = [(turn[0], turn[1]) for turn in raw]
     try:
-        events = engine.ask(args.question, history, use_llm=not args.no_llm)
+        events = engine.ask(args.question, history, use_llm=not args.no_llm, filters=_filters(args))
         result = {}
         for event in events:
             if event["type"] == "token" and not args.json:
@@ -145,6 +171,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "citations",
             "passages",
             "timings",
+            "filters",
         )
         print(json.dumps({k: result[k] for k in keys}, ensure_ascii=False, indent=1))
         return 0
@@ -158,7 +185,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"(the LLM {why[result['fallback']]}: best-matching sentences instead)")
     print(result["answer"])
     for c in result["citations"]:
-        print(f"[{c['n']}] {c['file']} [{c['start']}:{c['end']}] {c['title']}")
+        when = f" ({c['date']})" if c.get("date") else ""
+        print(f"[{c['n']}] {c['file']} [{c['start']}:{c['end']}] {c['title']}{when}")
     for s in result["unsupported"]:
         print(f"(unsupported) {s}")
     return 0
@@ -219,13 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="number of passages")
     p.add_argument("--mode", choices=["dense", "lexical", "hybrid"], default=None)
     p.add_argument("--json", action="store_true")
+    _filter_options(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("timeline", parents=[common], help="dated sentences about a name")
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question with citations")
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
     p.add_argument("--history", help="JSON file: [[user, assistant], ...]")
     p.add_argument("--no-llm", action="store_true", help="extractive answer, no LLM")
+    _filter_options(p)
     p.add_argument("--llm-model", help="provisioned key or GGUF path")
     p.set_defaults(func=cmd_ask)
 
@@ -248,6 +283,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    entries = Engine(_settings(args)).timeline(args.query)
+    if args.json:
+        out = {"query": args.query, "entries": [e.to_dict() for e in entries]}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    if not entries:
+        print("no dated sentences found")
+    for e in entries:
+        print(f"{e.date}  {' '.join(e.text.split())}")
+        print(f"    {e.file} [{e.start}:{e.end}] {e.source}".rstrip())
+    return 0
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", help="only articles from this date on (YYYY[-MM[-DD]])")
+    p.add_argument("--until", help="only articles up to this date (YYYY[-MM[-DD]])")
+    p.add_argument("--source", help="only articles of this outlet (part of its name)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from .index import BuildReport, Index, IndexBuilder, corpus_status
 from .lexical import tokenize
 from .retrieve import Hit, Retriever
 from .settings import Settings
+from .timefilter import Filters, from_question, newest_date
 
 # Words that point back into the conversation; a question without any of them (and not
 # elliptic: "А ...?", two words) is searched as it is, saving the LLM rewrite (~7 s).
@@ -57,8 +58,31 @@ class Engine:
     def index(self) -> Index:
         return self.retriever.index
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
-        return self.retriever.search(query, k=k, mode=mode)
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """Ranked passages; ``filters`` keeps only articles of those dates/outlets."""
+        return self.retriever.search(query, k=k, mode=mode, filters=filters)
+
+    def timeline(self, query: str) -> list:
+        """Dated sentences about ``query``, oldest first (see ``rag.timeline``)."""
+        from .timeline import build
+
+        return build(self.retriever.index, query)
+
+    def filters_for(self, question: str, explicit: Filters | None = None) -> Filters | None:
+        """The filters a search for ``question`` uses: ``explicit`` ones plus a time
+        expression in the question ("в 2015 году"), relative ones resolved against the
+        newest article date. Returned so a caller can show (and drop) them."""
+        documents = self.retriever.index.manifest.get("documents", {})
+        found = from_question(question, newest_date(documents))
+        if explicit:
+            return explicit.merged(found)
+        return found
 
     @cached_property
     def llm(self):

@@ -11,6 +11,7 @@ import numpy as np
 
 from .index import Index, IndexError_, current_build_id
 from .settings import Settings
+from .timefilter import Filters
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,12 @@ class Retriever:
         return vector
 
     def search(
-        self, query: str, k: int | None = None, mode: str | None = None, merge: bool = True
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        merge: bool = True,
+        filters: Filters | None = None,
     ) -> list[Hit]:
         k = k or self.settings.top_k
         mode = mode or self.settings.search_mode
@@ -201,7 +207,8 @@ class Retriever:
         n = len(index)
         if n == 0:
             return []
-        depth = min(n, max(self.settings.candidates, k * 3))
+        # a filter can drop most candidates: rank them all then
+        depth = n if filters else min(n, max(self.settings.candidates, k * 3))
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
         dense_rows: list[int] = []
@@ -239,6 +246,15 @@ class Retriever:
                     dense[row] = float(index.vectors[row] @ qvec)
         hits = []
         documents = index.manifest.get("documents", {})
+        if filters:
+            ranked = [
+                (row, score)
+                for row, score in ranked
+                if filters.allows(
+                    documents.get(index.chunks[row].file, {}).get("date"),
+                    documents.get(index.chunks[row].file, {}).get("source", ""),
+                )
+            ]
         for rank, (row, score) in enumerate(ranked, 1):
             c = index.chunks[row]
             meta = documents.get(c.file, {})

@@ -109,8 +109,18 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
     (corpus / "story.pdf").write_bytes(pdf_file(title, paragraphs))
     (corpus / "story.docx").write_bytes(docx_file(title, paragraphs))
     (corpus / "000.txt").write_bytes(SEED.read_bytes())
+    other_title, other = seed(CORPUS / "003_1e54f2a5aa88fe05.txt")
+    (corpus / "astana.html").write_bytes(
+        news_page(other_title, other, "2016-01-20T09:30:00+06:00", "Kazinform")
+    )
     report = engine.build_index()
-    assert sorted(report.files_embedded) == ["000.txt", "page.html", "story.docx", "story.pdf"]
+    assert sorted(report.files_embedded) == [
+        "000.txt",
+        "astana.html",
+        "page.html",
+        "story.docx",
+        "story.pdf",
+    ]
 
     index = engine.index
     docs = index.manifest["documents"]
@@ -121,7 +131,7 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
         row["file"]: row["text"]
         for row in map(json.loads, (index.path / "extracted.jsonl").read_text("utf-8").splitlines())
     }
-    assert set(extracted) == {"page.html", "story.pdf", "story.docx"}
+    assert set(extracted) == {"astana.html", "page.html", "story.pdf", "story.docx"}
     for chunk in index.chunks:
         if chunk.file in extracted:
             assert extracted[chunk.file][chunk.start : chunk.end] == chunk.text
@@ -136,8 +146,62 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
         text = extracted.get(r["file"]) or (corpus / r["file"]).read_text("utf-8")
         assert text[r["start"] : r["end"]] == r["text"]
 
+    # filters: explicit ones are strict (undated articles out), a question's are lenient
+    def files(*args: str) -> tuple[list[str], dict | None]:
+        out = json.loads(run_cli(engine, "search", *args, "--json", "--mode", "lexical").stdout)
+        return sorted({r["file"] for r in out["results"]}), out["filters"]
+
+    assert files("теракты Астана", "--source", "kazinform")[0] == ["astana.html"]
+    assert files("теракты Астана", "--since", "2016")[0] == ["astana.html"]
+    assert files("теракты Астана", "--until", "2015-12")[0] == ["page.html"]
+    found, applied = files("Сколько терактов предотвращено в 2015 году?")
+    assert applied["expression"] == "в 2015 году"
+    assert (applied["since"], applied["until"]) == ("2015-01-01", "2015-12-31")
+    assert "astana.html" not in found and "page.html" in found and "000.txt" in found
+    # relative to the newest article (2016-01-20), not to today
+    found, applied = files("что писали о терактах в прошлом месяце")
+    assert (applied["since"], applied["until"]) == ("2015-12-01", "2015-12-31")
+    assert "astana.html" not in found and "page.html" not in found
+    bad = run_cli(engine, "search", "теракты", "--since", "вчера", check=False)
+    assert bad.returncode != 0 and "YYYY" in bad.stderr
+
+    # timeline: dated sentences naming Швейкин, oldest first, each a citation
+    out = json.loads(run_cli(engine, "timeline", "Швейкин", "--json").stdout)
+    entries = out["entries"]
+    assert entries and all("Швейкин" in e["text"] for e in entries)
+    assert [e["date"] for e in entries] == sorted(e["date"] for e in entries)
+    assert "page.html" in {e["file"] for e in entries}  # the only dated copy
+    # undated copies place a sentence only by a year it names itself
+    assert all(e["date_from"] == "sentence" for e in entries if e["file"] != "page.html")
+    for e in entries:
+        assert extracted[e["file"]][e["start"] : e["end"]] == e["text"]
+    out = json.loads(run_cli(engine, "timeline", "теракты", "--json").stdout)
+    dates = [e["date"] for e in out["entries"]]
+    assert dates == sorted(dates) and "2016-01-20" in dates and "2015-03-12" in dates
+
     # incremental: an unchanged original (same bytes) is reused, a changed one re-read
     (corpus / "story.docx").write_bytes(docx_file(title + " (обновлено)", paragraphs))
     again = engine.build_index()
     assert again.files_embedded == ["story.docx"]
-    assert sorted(again.files_reused) == ["000.txt", "page.html", "story.pdf"]
+    assert sorted(again.files_reused) == ["000.txt", "astana.html", "page.html", "story.pdf"]
+
+
+def test_time_expressions_in_questions():
+    from rag.timefilter import explicit, from_question
+
+    assert from_question("Что случилось в 2019 году?", None).since == "2019-01-01"
+    assert from_question("What happened in 2019?", None).until == "2019-12-31"
+    since = from_question("Сколько терактов предотвращено с 2014 года?", None)
+    assert (since.since, since.until, since.expression) == ("2014-01-01", None, "с 2014 года")
+    assert from_question("теракты до 2016 года", None).until == "2015-12-31"
+    assert from_question("что было в прошлом месяце", None) is None  # no dated articles
+    last = from_question("что было в прошлом месяце", "2024-03-15")
+    assert (last.since, last.until) == ("2024-02-01", "2024-02-29")
+    assert from_question("итоги в прошлом году", "2024-03-15").since == "2023-01-01"
+    assert from_question("Сколько терактов предотвращено?", "2024-03-15") is None
+    lenient = from_question("в 2015 году", None)
+    assert lenient.allows(None) and lenient.allows("--10-01") and not lenient.allows("2016-01-01")
+    strict = explicit(since="2015-03")
+    assert strict.since == "2015-03-01" and not strict.allows(None)
+    assert explicit(source="Tengri").allows(None, "Tengrinews")
+    assert explicit() is None
