@@ -218,6 +218,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    groups = _settings(args).grouped()
+    if args.json:
+        print(json.dumps(groups, ensure_ascii=False, indent=1))
+        return 0
+    for group, items in groups.items():
+        print(f"[{group}]")
+        width = max(len(name) for name in items)
+        for name, item in items.items():
+            value = json.dumps(item["value"], ensure_ascii=False)
+            print(f"  {name:<{width}} = {value}  ({item['source']})")
+        print()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -282,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "settings", parents=[common], help="show the effective settings and their sources"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_settings)
     return parser
 
 
@@ -315,12 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from .embeddings import ModelMissingError
+    from .errors import SettingsError
     from .index import IndexError_
     from .llm import LLMError
 
     try:
         return args.func(args)
-    except (IndexError_, ModelMissingError, LLMError, ValueError, OSError) as exc:
+    except (SettingsError, IndexError_, ModelMissingError, LLMError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,18 +1,44 @@
 """One settings object for every command, the UI and the tests.
 
-Defaults live here; each field can be overridden by an environment variable
-``RAG_<FIELD NAME IN CAPITALS>`` and, for the CLI, by flags (see ``rag.cli``).
+Precedence, lowest first: the defaults here, a preset (``RAG_PRESET=name`` loads
+``presets/<name>.toml``), ``RAG_<FIELD NAME IN CAPITALS>`` environment variables, and
+explicit overrides (CLI flags, tests). Values are validated, so a typo stops the program
+with a message naming the variable instead of being silently ignored.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import os
-from dataclasses import dataclass, field, fields
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from .errors import SettingsError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = PROJECT_ROOT / "presets"
+ENV_PREFIX = "RAG_"
+GROUPS = ("corpus/index", "retrieval", "answers", "llm", "ui")
+
+# What from_env hands to the sources for the one construction in progress.
+_ENVIRON: ContextVar[dict[str, str]] = ContextVar("rag_environ")
+_PRESET: ContextVar[dict[str, Any]] = ContextVar("rag_preset")
 
 
 def _default_home() -> Path:
@@ -20,75 +46,149 @@ def _default_home() -> Path:
     return Path(base) / "newsrag"
 
 
-@dataclass
-class Settings:
-    # Where things live
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
-    index_dir: Path = PROJECT_ROOT / "index"
-    home_dir: Path = field(default_factory=_default_home)  # models, downloads, wheel cache
+def _f(default: Any = None, group: str = "", description: str = "", **kw: Any) -> Any:
+    """A field with its group (for ``rag settings``) and a one-line description."""
+    assert group in GROUPS, group
+    extra = {"group": group}
+    if "default_factory" in kw:
+        return Field(description=description, json_schema_extra=extra, **kw)
+    return Field(default, description=description, json_schema_extra=extra, **kw)
 
-    # Embeddings: a provisioned model key (see rag.models), a sentence-transformers
-    # model name, or a local path.
-    embedding_model: str = "embeddinggemma-300m"
-    embedding_dtype: str = "auto"  # auto | bf16 | fp32
-    embedding_batch_size: int = 16
-    query_prompt: str | None = None  # None: the model's own "query" prompt
-    document_prompt: str | None = None  # None: the model's own "document" prompt
 
+class _Environ(EnvSettingsSource):
+    """``RAG_*`` variables from the mapping given to ``from_env`` (default: os.environ)."""
+
+    def _load_env_vars(self) -> Any:
+        environ = _ENVIRON.get(None)
+        if environ is None:
+            environ = dict(os.environ)
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_assignment=True, frozen=False
+    )
+
+    # --- corpus / index ------------------------------------------------------------
+    preset: str = _f("", "corpus/index", "named preset loaded from presets/<name>.toml")
+    corpus_dir: Path = _f(PROJECT_ROOT / "corpus", "corpus/index", "folder of .txt/.md articles")
+    index_dir: Path = _f(PROJECT_ROOT / "index", "corpus/index", "where the index lives")
+    home_dir: Path = _f(
+        group="corpus/index",
+        description="models, downloads, wheel cache",
+        default_factory=_default_home,
+    )
+    # a provisioned model key (see rag.models), a sentence-transformers name, or a path
+    embedding_model: str = _f(
+        "embeddinggemma-300m", "corpus/index", "provisioned key, sentence-transformers name or path"
+    )
+    embedding_dtype: Literal["auto", "bf16", "fp32"] = _f(
+        "auto", "corpus/index", "bf16 where the CPU has it (auto), or forced"
+    )
+    embedding_batch_size: int = _f(16, "corpus/index", "passages per embedding batch", ge=1)
+    query_prompt: str | None = _f(None, "corpus/index", "empty: the model's own query prompt")
+    document_prompt: str | None = _f(None, "corpus/index", "empty: the model's own document prompt")
     # Chunking (sizes in the embedding model's tokens)
-    chunk_tokens: int = 160
-    chunk_overlap_sentences: int = 1
+    chunk_tokens: int = _f(160, "corpus/index", "passage size in embedding tokens", ge=16)
+    chunk_overlap_sentences: int = _f(
+        1, "corpus/index", "sentences shared by neighbouring passages", ge=0
+    )
+    faiss_index: Literal["auto", "flat", "hnsw", "ivfpq"] = _f(
+        "auto", "corpus/index", "FAISS index type (auto: by corpus size)"
+    )
 
-    # Index
-    faiss_index: str = "auto"  # auto | flat | hnsw | ivfpq
+    # --- retrieval -----------------------------------------------------------------
+    top_k: int = _f(5, "retrieval", "passages shown per search", ge=1)
+    search_mode: Literal["dense", "lexical", "hybrid"] = _f("hybrid", "retrieval", "retriever")
+    rrf_k: int = _f(60, "retrieval", "reciprocal rank fusion constant", ge=1)
+    dense_weight: float = _f(1.0, "retrieval", "weight of the embedding ranking", ge=0)
+    # scaled per query by its word coverage (see retrieve.py)
+    lexical_weight: float = _f(2.0, "retrieval", "weight of the BM25 ranking", ge=0)
+    article_weight: float = _f(
+        2.0, "retrieval", "weight of article-level fusion added to each passage; 0 = off", ge=0
+    )
+    candidates: int = _f(30, "retrieval", "candidates per retriever before fusion", ge=1)
 
-    # Retrieval
-    top_k: int = 5
-    search_mode: str = "hybrid"  # dense | lexical | hybrid
-    rrf_k: int = 60
-    dense_weight: float = 1.0
-    lexical_weight: float = 2.0  # scaled per query by its word coverage (see retrieve.py)
-    article_weight: float = 2.0  # weight of article-level fusion added to each passage; 0 = off
-    candidates: int = 30  # per retriever, before fusion
-
-    # Answering
-    context_passages: int = 3  # passages given to the LLM
-    passage_tokens: int = 120  # LLM tokens per passage (best sentences and their neighbours)
-    history_turns: int = 2  # conversation turns the follow-up rewrite sees
-    # Turns also put in the answer prompt. 0: the LLM answers the rewritten, self-contained
-    # question alone; history would cost ~5 s of prefill per turn on 2 cores (bench/report.py).
-    answer_history_turns: int = 0
+    # --- answers -------------------------------------------------------------------
+    context_passages: int = _f(3, "answers", "passages given to the LLM", ge=1)
+    passage_tokens: int = _f(
+        120, "answers", "LLM tokens per passage (best sentences and neighbours)", ge=1
+    )
+    history_turns: int = _f(2, "answers", "conversation turns the follow-up rewrite sees", ge=0)
+    # 0: the LLM answers the rewritten, self-contained question alone; history would cost
+    # ~5 s of prefill per turn on 2 cores (bench/report.py).
+    answer_history_turns: int = _f(
+        0, "answers", "conversation turns also put in the answer prompt", ge=0
+    )
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while
     # refusing no answerable question there (check with `rag eval … --answers`).
-    refusal_min_dense: float = 0.35
-    refusal_min_coverage: float = 0.5
+    refusal_min_dense: float = _f(
+        0.35, "answers", "refuse below this cosine (with low coverage)", ge=-1, le=1
+    )
+    refusal_min_coverage: float = _f(
+        0.5, "answers", "refuse below this word coverage (with low cosine)", ge=0, le=1
+    )
     # An LLM answer that only repeats the question or a headline, or is not the kind of
     # answer asked for (rag.answer_types), means the model found no answer: it is refused
     # when the best passage's cosine is also below this, and otherwise replaced by the
     # extractive answer. On tests/data/dev.jsonl echoing answers had 0.38-0.42 for
     # unanswerable questions and 0.61-0.77 for answerable ones.
-    echo_refusal_min_dense: float = 0.5
+    echo_refusal_min_dense: float = _f(
+        0.5, "answers", "refuse an echoing answer below this cosine", ge=-1, le=1
+    )
+    max_question_chars: int = _f(2000, "answers", "longest question accepted", ge=1)
 
-    # LLM: a provisioned model key, a path to a GGUF file, or "" for none.
-    llm_model: str = "qwen2.5-coder-1.5b-instruct"
-    llm_url: str = ""  # OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1
-    llm_threads: int = 0  # 0: all cores
-    llm_context: int = 4096
-    llm_max_tokens: int = 320
-    llm_reuse_prefix: bool = True  # keep the evaluated system prompt + examples (KV state)
-    llm_timeout: float = 120.0  # seconds a remote LLM server may stay silent mid-answer
-    temperature: float = 0.1
+    # --- LLM -----------------------------------------------------------------------
+    llm_model: str = _f(
+        "qwen2.5-coder-1.5b-instruct", "llm", "provisioned key, GGUF path, or empty for none"
+    )
+    llm_url: str = _f("", "llm", "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
+    llm_threads: int = _f(0, "llm", "CPU threads; 0: all cores", ge=0)
+    llm_context: int = _f(4096, "llm", "context window in tokens", ge=256)
+    llm_max_tokens: int = _f(320, "llm", "longest answer in tokens", ge=1)
+    llm_reuse_prefix: bool = _f(
+        True, "llm", "keep the evaluated system prompt + examples (KV state)", strict=False
+    )
+    llm_timeout: float = _f(
+        120.0, "llm", "seconds a remote LLM server may stay silent mid-answer", gt=0
+    )
+    temperature: float = _f(0.1, "llm", "sampling temperature", ge=0, le=2)
 
-    # Limits
-    max_question_chars: int = 2000
-    max_upload_bytes: int = 2_000_000
+    # --- UI / auth -----------------------------------------------------------------
+    host: str = _f("127.0.0.1", "ui", "address the UI listens on")
+    port: int = _f(7860, "ui", "port the UI listens on", ge=0, le=65535)
+    language: Literal["ru", "en"] = _f("ru", "ui", "UI language")
+    concurrency: int = _f(4, "ui", "questions the UI answers at once", ge=1)
+    max_upload_bytes: int = _f(2_000_000, "ui", "largest uploaded article", ge=1)
+    username: str = _f("", "ui", "with password: log-in required")
+    password: str = _f("", "ui", "with username: log-in required")
 
-    # UI
-    host: str = "127.0.0.1"
-    port: int = 7860
-    language: str = "ru"
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("query_prompt", "document_prompt", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+    @field_validator("corpus_dir", "index_dir", "home_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        preset = InitSettingsSource(settings_cls, init_kwargs=_PRESET.get({}))
+        return init_settings, _Environ(settings_cls), preset
 
     @property
     def models_dir(self) -> Path:
@@ -98,40 +198,112 @@ class Settings:
     def downloads_dir(self) -> Path:
         return self.home_dir / "downloads"
 
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each value came from: default, preset NAME, env RAG_X or flag."""
+        return {name: self._sources.get(name, "default") for name in type(self).model_fields}
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``RAG_*`` environment variables, then explicit overrides."""
+        """Defaults, then the preset, then ``RAG_*`` variables, then explicit overrides."""
         environ = dict(os.environ if environ is None else environ)
-        values: dict[str, Any] = {}
-        hints = get_type_hints(cls)
-        for f in fields(cls):
-            key = "RAG_" + f.name.upper()
-            if key in environ:
-                values[f.name] = _coerce(environ[key], hints[f.name], key)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        for f in fields(settings):  # accept str for paths everywhere
-            if hints[f.name] is Path:
-                setattr(settings, f.name, Path(getattr(settings, f.name)).expanduser())
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        fields = cls.model_fields
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        env = {k.upper(): v for k, v in environ.items() if k.upper().startswith(ENV_PREFIX)}
+        for key in env:
+            if key[len(ENV_PREFIX) :].lower() not in fields:
+                known = [ENV_PREFIX + n.upper() for n in fields]
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise SettingsError(f"{key} is not a setting{hint} (see `rag settings`)")
+        name = str(overrides.get("preset") or env.get(ENV_PREFIX + "PRESET", "")).strip()
+        preset = load_preset(name) if name else {}
+        sources: dict[str, str] = {}
+        for field in fields:
+            if field in overrides:
+                sources[field] = "flag"
+            elif ENV_PREFIX + field.upper() in env:
+                sources[field] = f"env {ENV_PREFIX}{field.upper()}"
+            elif field in preset:
+                sources[field] = f"preset {name}"
+        tokens = (_ENVIRON.set(environ), _PRESET.set(preset))
+        try:
+            settings = cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, sources, name)) from None
+        finally:
+            _ENVIRON.reset(tokens[0])
+            _PRESET.reset(tokens[1])
+        settings._sources = sources
         return settings
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A copy with some values changed (validated like everything else)."""
+        try:
+            new = type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, dict.fromkeys(changes, "flag"), "")) from None
+        new._sources = {**self._sources, **dict.fromkeys(changes, "flag")}
+        return new
+
+    def grouped(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Effective settings by group: value (passwords masked) and source of each."""
+        out: dict[str, dict[str, dict[str, Any]]] = {g: {} for g in GROUPS}
+        sources = self.sources
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if name == "password" and value:
+                value = "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            group = (info.json_schema_extra or {}).get("group", "corpus/index")
+            out[group][name] = {
+                "value": value,
+                "source": sources[name],
+                "description": info.description or "",
+            }
+        return out
 
 
-def _coerce(raw: str, kind: Any, key: str) -> Any:
-    text = str(kind)
+def known_presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The values in ``presets/<name>.toml``; an unknown name or key is an error."""
+    known = known_presets()
+    if name not in known:
+        raise SettingsError(
+            f"RAG_PRESET={name!r} is not a preset; known: {', '.join(known) or 'none'}"
+        )
+    path = PRESETS_DIR / f"{name}.toml"
     try:
-        if kind is bool:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if kind is Path:
-            return Path(raw).expanduser()
-        if "None" in text and raw.strip() == "":
-            return None
-        return raw
-    except ValueError as exc:
-        raise ValueError(f"{key}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"preset {name} ({path}): {exc}") from None
+    unknown = sorted(set(values) - set(Settings.model_fields) | ({"preset"} & set(values)))
+    if unknown:
+        raise SettingsError(f"preset {name} ({path}): unknown setting(s) {', '.join(unknown)}")
+    return values
+
+
+def _describe(exc: ValidationError, sources: dict[str, str], preset: str) -> str:
+    """One line per wrong value, naming where it came from and what is allowed."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        source = sources.get(field, "default")
+        if source.startswith("env "):
+            where = source[4:]
+        elif source.startswith("preset "):
+            where = f"{field} in presets/{preset}.toml"
+        else:
+            where = field
+        message = error["msg"]
+        if error["type"].startswith("bool"):
+            message += " (use true or false)"
+        lines.append(f"{where}={error.get('input')!r}: {message}")
+    return "invalid setting: " + "; ".join(lines)

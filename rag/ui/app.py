@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 
 import gradio as gr
 
 from ..engine import Engine
+from ..errors import SettingsError
 from ..llm import LLMError
 from ..settings import Settings
 from .articles import build_articles_tab
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-preload", action="store_true", help="load models on first use")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env(host=args.host, port=args.port, language=args.lang)
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port, language=args.lang)
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
     engine = Engine(settings)
     if not args.no_preload:
         started = time.time()
@@ -66,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         log.info("models loaded in %.1f s", time.time() - started)
     log.info("corpus %s, index %s", settings.corpus_dir, settings.index_dir)
     auth = None
-    if os.environ.get("RAG_USERNAME") and os.environ.get("RAG_PASSWORD"):
-        auth = (os.environ["RAG_USERNAME"], os.environ["RAG_PASSWORD"])
+    if settings.username and settings.password:
+        auth = (settings.username, settings.password)
     app = build_app(engine, settings.language)
-    app.queue(default_concurrency_limit=4, max_size=64).launch(
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=64).launch(
         server_name=settings.host,
         server_port=settings.port,
         share=False,
