@@ -96,9 +96,9 @@ class Engine:
                 llm.warm_prefix(prompts.fixed_messages())
             return llm
 
-    @staticmethod
-    def needs_rewrite(question: str, history: list[tuple[str, str]] | None) -> bool:
-        return bool(history) and refers_back(question)
+    def needs_rewrite(self, question: str, history: list[tuple[str, str]] | None) -> bool:
+        """A follow-up that refers back, when the rewrite may see history at all."""
+        return self.settings.history_turns > 0 and bool(history) and refers_back(question)
 
     @staticmethod
     def contextual_query(question: str, history: list[tuple[str, str]]) -> str:
@@ -109,16 +109,20 @@ class Engine:
     def standalone_question(
         self, question: str, history: list[tuple[str, str]] | None, llm=None
     ) -> str:
-        """The question as a self-contained search query (follow-ups need their context)."""
+        """The question as a self-contained search query (follow-ups need their context).
+
+        The rewrite sees the last ``history_turns`` turns; 0 means no history at all.
+        """
         if not self.needs_rewrite(question, history):
             return question
+        turns = self.settings.history_turns
         fallback = self.contextual_query(question, history)
         if llm is None:
             return fallback
         from . import prompts
 
         rewritten = "".join(
-            llm.stream(prompts.rewrite_messages(history[-2:], question), 64, 0.0)
+            llm.stream(prompts.rewrite_messages(history[-turns:], question), 64, 0.0)
         ).strip()
         rewritten = rewritten.splitlines()[0].strip(' «»"') if rewritten else ""
         if not rewritten or len(rewritten) > 3 * len(fallback) + 50:
