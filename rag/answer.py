@@ -20,6 +20,7 @@ from . import prompts
 from .answer_types import off_type
 from .chunking import sentence_spans
 from .citations import Passage, check_answer, parse_markers, strip_markers
+from .errors import RagError
 from .lexical import tokenize
 
 
@@ -32,7 +33,7 @@ def _visible(ch: str) -> str:
     return "" if category == "Cf" else ch
 
 
-class QuestionError(ValueError):
+class QuestionError(RagError, ValueError):
     """The question cannot be asked as it is; the message says why."""
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from .settings import Settings
@@ -148,8 +149,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     engine = Engine(_settings(args))
     history = []
     if args.history:
-        raw = json.loads(Path(args.history).read_text(encoding="utf-8"))
-        history = [(turn[0], turn[1]) for turn in raw]
+        try:
+            raw = json.loads(Path(args.history).read_text(encoding="utf-8"))
+            history = [(str(turn[0]), str(turn[1])) for turn in raw]
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            print(
+                f"error: {args.history}: not a JSON list of [user, assistant] ({exc})",
+                file=sys.stderr,
+            )
+            return 2
     try:
         events = engine.ask(args.question, history, use_llm=not args.no_llm, filters=_filters(args))
         result = {}
@@ -335,14 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from .embeddings import ModelMissingError
-    from .errors import SettingsError
-    from .index import IndexError_
-    from .llm import LLMError
+    from .errors import RagError
 
     try:
         return args.func(args)
-    except (SettingsError, IndexError_, ModelMissingError, LLMError, ValueError, OSError) as exc:
+    except (RagError, OSError) as exc:  # the user can fix these; anything else is a bug
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -12,6 +12,8 @@ import io
 import logging
 from dataclasses import dataclass
 
+from .errors import RagError
+
 log = logging.getLogger(__name__)
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -20,7 +22,7 @@ CONVERTED_SUFFIXES = (*HTML_SUFFIXES, ".pdf", ".docx")
 MIN_HTML_WORDS = 5
 
 
-class ConversionError(Exception):
+class ConversionError(RagError):
     """The file has the right suffix but no article text could be taken from it."""
 
 

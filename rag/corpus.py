@@ -20,6 +20,7 @@ from charset_normalizer import from_bytes
 
 from .convert import CONVERTED_SUFFIXES, ConversionError, convert
 from .dates import find_date
+from .errors import RagError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ TITLE_MIN_WORDS = 4
 TITLE_MAX_CHARS = 160
 
 
-class CorpusError(Exception):
+class CorpusError(RagError):
     """A file could not be used as an article; the message says why."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RagError
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ KNOWN_PROMPTS = {
 GEMMA_DOCUMENT_PROMPT = "title: none | text: "
 
 
-class ModelMissingError(RuntimeError):
+class ModelMissingError(RagError, RuntimeError):
     """A configured model is not on disk and cannot be fetched."""
 
 

