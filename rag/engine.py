@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from functools import cached_property
 
-from .index import BuildReport, Index, IndexBuilder, corpus_status
+from .index import BuildReport, Index, IndexBuilder, IndexMissingError, corpus_status
 from .lexical import tokenize
 from .retrieve import Hit, Retriever
 from .settings import Settings
@@ -145,9 +145,10 @@ class Engine:
         return builder.build(rebuild=rebuild, on_progress=on_progress)
 
     def corpus_status(self) -> dict:
+        """Added, changed and removed files; a damaged index is an error, not "all new"."""
         try:
             index = self.index
-        except Exception:
+        except IndexMissingError:
             index = None
         return corpus_status(self.settings, index)
 
