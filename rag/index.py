@@ -271,11 +271,20 @@ def settings_signature(settings: Settings, embedder_fingerprint: str) -> dict:
 class IndexBuilder:
     """Builds or updates the index for a corpus folder, one build at a time."""
 
-    def __init__(self, settings: Settings, embedder, progress: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        embedder,
+        progress: bool = True,
+        fault: Callable[[str], None] | None = None,
+    ):
         self.settings = settings
         self.embedder = embedder
         self.progress = progress
         self.index_dir = settings.index_dir
+        # called with the name of each step before it runs ("embed", "write chunks.jsonl",
+        # …, "manifest", "current", "prune"): tests raise there to fail the build at that step
+        self.fault = fault or (lambda step: None)
 
     def build(
         self, rebuild: bool = False, on_progress: Callable[[float, str], None] | None = None
@@ -290,9 +299,18 @@ class IndexBuilder:
                 "wait for it to finish and try again"
             ) from None
         try:
+            self._remove_partial()
             return self._build_locked(rebuild, on_progress or (lambda f, m: None))
         finally:
             lock.release()
+
+    def _remove_partial(self) -> None:
+        """Staging folders of builds that crashed or failed (a killed process, a full disk):
+        only a build holds the lock, so none of them is being written now."""
+        builds = self.index_dir / "builds"
+        if builds.is_dir():
+            for path in builds.glob(".*.partial"):
+                shutil.rmtree(path, ignore_errors=True)
 
     def _previous(self) -> Index | None:
         try:
@@ -368,6 +386,7 @@ class IndexBuilder:
         report.chunks_embedded = len(to_embed)
 
         on_progress(0.1, f"embedding {len(to_embed)} passages")
+        self.fault("embed")
         new_vectors = self._embed(to_embed, on_progress)
 
         chunks: list[Chunk] = []
@@ -456,13 +475,44 @@ class IndexBuilder:
         builds = self.index_dir / "builds"
         builds.mkdir(exist_ok=True)
         staging = builds / f".{build_id}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+        try:
+            kind = self._write_files(staging, chunks, vectors, lexical, extracted)
+            self._write_manifest(
+                staging, build_id, kind, chunks, documents, signature, report, started
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a crash leaves it for the next build
+            raise
+        final = builds / build_id
+        os.replace(staging, final)
+        _fsync_dir(builds)
 
+        self.fault("current")
+        pointer_tmp = self.index_dir / "CURRENT.tmp"
+        _fsync_write(pointer_tmp, build_id.encode())
+        os.replace(pointer_tmp, self.index_dir / "CURRENT")
+        _fsync_dir(self.index_dir)
+        try:
+            self.fault("prune")
+            self._prune(keep={build_id})
+        except OSError as exc:  # the new build is live; the next build prunes again
+            log.warning("could not remove old builds: %s", exc)
+
+    def _write_files(
+        self,
+        staging: Path,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        lexical: LexicalIndex,
+        extracted: dict[str, str],
+    ) -> str:
+        self.fault("write chunks.jsonl")
         _fsync_write(
             staging / "chunks.jsonl",
             "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
         )
+        self.fault("write vectors.npy")
         with (staging / "vectors.npy").open("wb") as fh:
             np.save(fh, vectors)
             fh.flush()
@@ -470,9 +520,12 @@ class IndexBuilder:
         kind = choose_faiss_kind(len(vectors), self.settings.faiss_index)
         if len(vectors) == 0:
             kind = "flat"
+        self.fault("write faiss.index")
         faiss.write_index(make_faiss_index(vectors, kind), str(staging / "faiss.index"))
+        self.fault("write lexical")
         lexical.save(staging / "lexical")
         # text taken from HTML/PDF/DOCX: what citation offsets into those files point into
+        self.fault("write extracted.jsonl")
         _fsync_write(
             staging / "extracted.jsonl",
             "".join(
@@ -480,7 +533,20 @@ class IndexBuilder:
                 for f, t in sorted(extracted.items())
             ).encode(),
         )
+        return kind
 
+    def _write_manifest(
+        self,
+        staging: Path,
+        build_id: str,
+        kind: str,
+        chunks: list[Chunk],
+        documents: dict,
+        signature: dict,
+        report: BuildReport,
+        started: float,
+    ) -> None:
+        self.fault("manifest")
         files = {}
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):
             rel = file.relative_to(staging).as_posix()
@@ -518,15 +584,6 @@ class IndexBuilder:
             json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
         )
         _fsync_dir(staging)
-        final = builds / build_id
-        os.replace(staging, final)
-        _fsync_dir(builds)
-
-        pointer_tmp = self.index_dir / "CURRENT.tmp"
-        _fsync_write(pointer_tmp, build_id.encode())
-        os.replace(pointer_tmp, self.index_dir / "CURRENT")
-        _fsync_dir(self.index_dir)
-        self._prune(keep={build_id})
 
     def _prune(self, keep: set[str]) -> None:
         """Remove failed partial builds and all but the newest old builds."""

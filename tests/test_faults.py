@@ -1,8 +1,11 @@
 """Faults while the system runs: index files vanish or rot, articles change under a
-citation, the model file is missing or cut short at start-up."""
+citation, the model file is missing or cut short at start-up, a build fails at any
+step (a full disk, a crash) or the corpus changes while it runs."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import shutil
 import subprocess
@@ -10,12 +13,14 @@ import sys
 
 import pytest
 
-from rag.index import Index
+from rag.corpus import file_sha256
+from rag.index import Index, IndexBuilder, current_build_id
 from rag.models import MODELS
 from rag.settings import PROJECT_ROOT, Settings
 from rag.ui.articles import status_text
 from rag.ui.labels import LABELS
 from rag.ui.render import render_article
+from tests.conftest import CORPUS
 
 QUESTION = "Сколько терактов предотвращено с 2014 года?"
 GOLD = "000_14c9b7630dbfab34.txt"
@@ -138,3 +143,89 @@ def test_missing_embedding_model_says_how_to_get_it(tmp_path, name):
     settings = Settings.from_env(home_dir=tmp_path, embedding_model=name)
     with pytest.raises(ModelMissingError, match="rag models"):
         Embedder(settings)
+
+
+BUILD_STEPS = [
+    "embed",
+    "write chunks.jsonl",
+    "write vectors.npy",
+    "write faiss.index",
+    "write lexical",
+    "write extracted.jsonl",
+    "manifest",
+    "current",
+]
+
+
+def _disk_full_at(step: str):
+    def fault(now: str) -> None:
+        if now == step:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    return fault
+
+
+def test_a_fault_at_every_build_step_keeps_the_old_index_and_a_later_build_recovers(
+    make_engine,
+):
+    engine = make_engine(sorted(CORPUS.iterdir())[:2])
+    engine.build_index()
+    index_dir, corpus = engine.settings.index_dir, engine.settings.corpus_dir
+    old_id = current_build_id(index_dir)
+    gold = engine.search(QUESTION)[0].file
+    edited = corpus / sorted(os.listdir(corpus))[1]
+    for step in BUILD_STEPS:
+        edited.write_text(edited.read_text(encoding="utf-8") + f"\n\nДобавлено: {step}.\n")
+        builder = IndexBuilder(engine.settings, engine.embedder, False, _disk_full_at(step))
+        with pytest.raises(OSError, match="No space left"):
+            builder.build()
+        assert current_build_id(index_dir) == old_id, step  # the old index keeps serving
+        assert Index.load(index_dir).build_id == old_id
+        assert engine.search(QUESTION)[0].file == gold and engine.retriever.problem() is None
+        assert not list((index_dir / "builds").glob(".*.partial")), step
+    report = engine.build_index()  # recovers: the edit is picked up
+    assert not report.unchanged and report.files_embedded == [edited.name]
+    assert engine.index.build_id == current_build_id(index_dir) != old_id
+    assert "Добавлено: current." in " ".join(c.text for c in engine.index.chunks)
+
+    # a failure while pruning old builds leaves the new build live
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nЕщё одна правка.\n")
+    builder = IndexBuilder(engine.settings, engine.embedder, False, _disk_full_at("prune"))
+    live = builder.build().build_id
+    assert current_build_id(index_dir) == live and Index.load(index_dir).build_id == live
+
+
+def test_partial_folders_of_a_crashed_build_are_removed_by_the_next_build(make_engine):
+    engine = make_engine(sorted(CORPUS.iterdir())[:1])
+    engine.build_index()
+    builds = engine.settings.index_dir / "builds"
+    crashed = builds / ".20260101-000000.000000-1.partial"  # as a killed build leaves it
+    crashed.mkdir()
+    (crashed / "chunks.jsonl").write_text('{"half": ', encoding="utf-8")
+    report = engine.build_index()  # nothing changed, yet the stale folder goes
+    assert report.unchanged and not crashed.exists()
+    assert engine.search(QUESTION)
+
+
+def test_articles_edited_or_deleted_during_a_build_give_a_consistent_index(make_engine):
+    engine = make_engine(sorted(CORPUS.iterdir())[:3])
+    corpus, index_dir = engine.settings.corpus_dir, engine.settings.index_dir
+    edited, deleted, _ = sorted(corpus.iterdir())
+    before = edited.read_text(encoding="utf-8")
+
+    def change_corpus(step: str) -> None:
+        if step == "embed":  # the corpus was read; the vectors are not computed yet
+            edited.write_text("Совсем другая статья\n\nПро погоду в Астане.\n", encoding="utf-8")
+            deleted.unlink()
+
+    IndexBuilder(engine.settings, engine.embedder, False, change_corpus).build()
+    index = Index.load(index_dir)
+    indexed = index.manifest["documents"][edited.name]
+    assert indexed["sha256"] == hashlib.sha256(before.encode("utf-8")).hexdigest()
+    texts = [c.text for c in index.chunks if c.file == edited.name]
+    assert texts and all(t in before for t in texts)  # the text that was hashed
+    report = engine.build_index()
+    assert report.files_embedded == [edited.name] and report.files_removed == [deleted.name]
+    index = Index.load(index_dir)
+    assert deleted.name not in index.manifest["documents"]
+    assert index.manifest["documents"][edited.name]["sha256"] == file_sha256(edited)

@@ -74,30 +74,6 @@ def test_incremental_rebuild_embeds_only_what_changed(make_engine):
     assert report.full_rebuild and "settings" in report.reason
 
 
-def test_failed_write_keeps_the_previous_index(make_engine, monkeypatch):
-    engine = make_engine()
-    engine.build_index()
-    before = Index.load(engine.settings.index_dir)
-    (engine.settings.corpus_dir / "extra.txt").write_text(
-        "Дополнительная статья о терроризме\n\nТекст статьи.", "utf-8"
-    )
-    import rag.index
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(rag.index.faiss, "write_index", disk_full)
-    with pytest.raises(OSError, match="No space left"):
-        engine.build_index()
-    monkeypatch.undo()
-    after = Index.load(engine.settings.index_dir)
-    assert after.build_id == before.build_id and len(after) == len(before)
-    # and the next build succeeds and cleans the partial folder
-    engine.build_index()
-    builds = [p.name for p in (engine.settings.index_dir / "builds").iterdir()]
-    assert not [b for b in builds if b.endswith(".partial")]
-
-
 def test_killed_build_leaves_the_old_index_loadable(make_engine):
     engine = make_engine()
     engine.build_index()
