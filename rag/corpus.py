@@ -45,7 +45,9 @@ BOILERPLATE_LINES = [
     r"комментарии|комментарий|имя|e-?mail|сайт|отправить",
     r"\d{1,4}",  # lone numbers: phone shortcuts, counters, page numbers
     r"[\W_]+",  # only punctuation
-    r".*\b(официальный сайт|ресми сайты)\b.*",
+    # a masthead naming the site: short and not a sentence ("как сообщает официальный сайт
+    # акимата, …" is kept)
+    r"(?=(?:\S+\s*){1,10}$)(?!.*[.!?…:;,]\W*$).*\b(официальный сайт|ресми сайты)\b.*",
 ]
 _BOILERPLATE = re.compile("|".join(f"(?:{p})" for p in BOILERPLATE_LINES), re.IGNORECASE)
 

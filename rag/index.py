@@ -38,9 +38,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-CHUNKER_VERSION = (
-    "razdel-per-line-5"  # 5: HTML/PDF/DOCX, article dates  # bump when chunk boundaries change
-)
+# bump when chunk boundaries change; 6: sentences citing an official site are kept
+CHUNKER_VERSION = "razdel-per-line-6"
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
 
 
