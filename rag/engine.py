@@ -96,6 +96,11 @@ class Engine:
                 llm.warm_prefix(prompts.fixed_messages())
             return llm
 
+    def llm_slots(self) -> int:
+        """Answers that may run at once: a model server's parallel slots, else one (the
+        in-process model generates one answer at a time)."""
+        return max(1, self.settings.llm_concurrency) if self.settings.llm_url else 1
+
     def needs_rewrite(self, question: str, history: list[tuple[str, str]] | None) -> bool:
         """A follow-up that refers back, when the rewrite may see history at all."""
         return self.settings.history_turns > 0 and bool(history) and refers_back(question)

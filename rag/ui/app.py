@@ -7,7 +7,9 @@ import logging
 import time
 
 import gradio as gr
+import uvicorn
 
+from .. import api
 from ..engine import Engine
 from ..errors import SettingsError
 from ..llm import LLMError
@@ -72,12 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     if settings.username and settings.password:
         auth = (settings.username, settings.password)
     app = build_app(engine, settings.language)
-    app.queue(default_concurrency_limit=settings.concurrency, max_size=64).launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=False,
-        auth=auth,
-        css=CSS,
-        show_error=False,
-        max_file_size=settings.max_upload_bytes,
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
+    server = api.server_app(
+        engine, app, auth, css=CSS, show_error=False, max_file_size=settings.max_upload_bytes
     )
+    log.info("UI at http://%s:%d/, API at /v1", settings.host, settings.port)
+    uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")

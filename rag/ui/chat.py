@@ -119,7 +119,7 @@ def build_chat_tab(ctx: UIContext) -> None:
 
     outputs = [chatbot, history_state, evidence, citations_state, citation_pick, question]
     inputs = [question, history_state, chatbot, ctx.prefs]
-    run = {"concurrency_limit": 1, "concurrency_id": "llm"}
+    run = {"concurrency_limit": ctx.engine.llm_slots(), "concurrency_id": "llm"}
     submit = question.submit(respond, inputs, outputs, api_visibility="private", **run)
     click = send.click(respond, inputs, outputs, api_name="ask", **run)
     stop.click(None, None, None, cancels=[submit, click])
