@@ -155,5 +155,16 @@ def test_cli_search_json_shape(built_engine):
     assert data["query"] == "Сколько терактов предотвращено с 2014 года?"
     assert len(data["results"]) == 3
     first = data["results"][0]
-    assert set(first) == {"rank", "file", "title", "chunk", "start", "end", "score", "text"}
+    assert set(first) == {
+        "rank",
+        "file",
+        "title",
+        "date",
+        "source",
+        "chunk",
+        "start",
+        "end",
+        "score",
+        "text",
+    }
     assert first["rank"] == 1 and first["file"] == "000_14c9b7630dbfab34.txt"
