@@ -346,3 +346,47 @@ def test_short_load_run_has_no_errors(server, tmp_path):
     report = json.loads(figures.read_text(encoding="utf-8"))
     assert report["run"]["errors"] == 0 and not report["server"]["died"]
     assert {"search", "answer"} <= set(report["kinds"]) and report["run"]["requests"] > 10
+
+
+@pytest.mark.browser
+def test_citations_in_the_answer_open_their_span_by_mouse_and_keyboard(server):
+    """Each [n] in an answer is a link: its title is the cited sentence; Tab + Enter or a
+    click opens the article with that span highlighted and in view."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = server(RAG_LLM_MODEL="")  # extractive answers: fast, with [n] markers
+    first = ("Сколько терактов предотвращено с 2014 года?", "000_14c9b7630dbfab34.txt")
+    in_view = (
+        "m => { const r = m.getBoundingClientRect();"
+        " return r.top >= 0 && r.bottom <= window.innerHeight; }"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="ru-RU")
+        page.goto(url)
+        page.locator("#question textarea").fill(first[0])
+        page.locator("#send").click()
+        link = page.locator("#chatbot a.cite").first
+        expect(link).to_be_visible(timeout=120_000)
+        expect(link).to_have_text("[1]")
+        tip = link.get_attribute("title")
+        assert tip and "терактов" in tip  # title: the cited sentence, on hover/focus
+
+        # keyboard only: Tab from the question box reaches the link, Enter opens it
+        page.locator("#question textarea").focus()
+        for _ in range(60):
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate("() => document.activeElement.matches('a.cite')"):
+                break
+        assert page.evaluate("() => document.activeElement.matches('a.cite')")
+        page.screenshot(path="/tmp/ui_cite_focus.png")
+        page.keyboard.press("Enter")
+        mark = page.locator("#article-view mark")
+        expect(mark).to_be_visible(timeout=30_000)
+        expect(page.locator("#article")).to_contain_text(first[1])
+        assert " ".join(mark.inner_text().split()) in " ".join(tip.split())
+        page.wait_for_timeout(500)
+        assert mark.evaluate(in_view)
+        page.screenshot(path="/tmp/ui_cite_open.png")
+
+        browser.close()

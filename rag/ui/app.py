@@ -15,7 +15,7 @@ from ..errors import SettingsError
 from ..llm import LLMError
 from ..settings import Settings
 from .articles import build_articles_tab
-from .chat import build_chat_tab
+from .chat import CITE_LINKS_JS, build_chat_tab
 from .context import UIContext
 from .labels import labels_for
 from .search import build_search_tab
@@ -31,6 +31,9 @@ CSS = """
 .passage { border-left: 3px solid #4c6ef5; padding: 4px 10px; margin: 8px 0; }
 .passage small { color: var(--body-text-color-subdued); }
 .unsupported { background: #ffe3e3; }
+#cite-target, #cite-open { display: none !important; }
+#chatbot a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; border-radius: 4px; }
+#chatbot a.cite:hover, #chatbot a.cite:focus { background: #ffe066; outline: 2px solid #4c6ef5; }
 """
 
 
@@ -76,7 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(engine, settings.language)
     app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
     server = api.server_app(
-        engine, app, auth, css=CSS, show_error=False, max_file_size=settings.max_upload_bytes
+        engine,
+        app,
+        auth,
+        css=CSS,
+        js=CITE_LINKS_JS,
+        show_error=False,
+        max_file_size=settings.max_upload_bytes,
     )
     log.info("UI at http://%s:%d/, API at /v1", settings.host, settings.port)
     uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from ..citations import MARKER, parse_markers
 from ..corpus import CorpusError, load_document
 from ..settings import Settings
 from .labels import RU
@@ -58,7 +59,7 @@ def render_article(
         f"<b class='doc'>{html.escape(doc.title)}</b><br><small><span class='doc'>"
         f"{html.escape(file)}</span> · {start}–{end}</small>"
     )
-    return f"<div>{head}</div><div id='article-view' class='doc'>{body}</div>"
+    return f"<div>{head}</div><div id='article-view' class='doc' tabindex='0'>{body}</div>"
 
 
 def format_answer(result: dict, labels: dict) -> str:
@@ -72,3 +73,21 @@ def format_answer(result: dict, labels: dict) -> str:
 
 def citation_choices(citations: list[dict]) -> list[tuple[str, int]]:
     return [(f"[{c['n']}] {c['title']} — {c['file']}", i) for i, c in enumerate(citations)]
+
+
+def link_citations(text: str, citations: list[dict], turn: int) -> str:
+    """Each ``[n]`` of an answer as a link to its cited span; its title is the sentence.
+
+    ``turn`` numbers the answer in the conversation, so the links of earlier answers keep
+    opening their own citations. A plain anchor: Tab reaches it, Enter opens it.
+    """
+    by_n = {c["n"]: c for c in citations}
+
+    def link(n: int) -> str:
+        c = by_n.get(n)
+        if c is None:
+            return f"[{n}]"
+        tip = html.escape(f"{c['title']}: {' '.join(c['text'].split())}", quote=True)
+        return f'<a class="cite" href="#cite-{turn}-{n}" title="{tip}">[{n}]</a>'
+
+    return MARKER.sub(lambda m: "".join(link(n) for n in parse_markers(m.group(0))), text)

@@ -42,8 +42,9 @@ class ChatView:
     citations: list = field(default_factory=list)
     choices: Any = KEEP  # the citation radio's choices; [] clears it
     question: str = ""
+    cited: Any = KEEP  # the citations of every answer so far, for the links in the chat
 
-    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question")
+    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question", "cited")
 
     def values(self) -> tuple:
         out = []
