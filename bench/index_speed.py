@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.corpus import read_corpus
 from rag.engine import Engine
+from rag.processes import peak_rss_mb
 from rag.settings import PROJECT_ROOT, Settings
 
 
@@ -44,10 +44,6 @@ def synthetic_corpus(target: Path, articles: int, seed: int = 13) -> None:
             f"{rng.choice(titles)} (выпуск {i})\n\n" + "\n\n".join(body) + f"\n\nМатериал №{i}.\n"
         )
         (target / f"synthetic_{i:05d}.txt").write_text(text, encoding="utf-8")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,15 @@ from gradio_client import __version__ as gradio_client_version
 from gradio_client.utils import Status, StatusUpdate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from rag.processes import (  # noqa: E402
+    http_ok,
+    log_tail,
+    start_app,
+    stop_server,
+)
+
 KINDS = ("search", "answer", "followup", "clear")
 # Used when the questions file has no follow-up questions (kind "followup").
 GENERIC_FOLLOWUPS = [
@@ -66,12 +74,6 @@ ERRORS_KEPT = 5
 # --------------------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(tmp: Path, llm: bool, timeout: float = 300) -> tuple[subprocess.Popen, str]:
     """``python ui.py`` on copies of ./corpus and ./index, like tests/test_ui.py."""
     corpus, index = tmp / "corpus", tmp / "index"
@@ -79,59 +81,8 @@ def start_server(tmp: Path, llm: bool, timeout: float = 300) -> tuple[subprocess
         raise SystemExit("error: no index in ./index; build it first with `rag index`")
     shutil.copytree(PROJECT_ROOT / "corpus", corpus)
     shutil.copytree(PROJECT_ROOT / "index", index)
-    port = free_port()
-    env = dict(
-        os.environ,
-        RAG_CORPUS_DIR=str(corpus),
-        RAG_INDEX_DIR=str(index),
-        RAG_HOST="127.0.0.1",
-        RAG_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    if not llm:
-        env.update(RAG_LLM_MODEL="", RAG_LLM_URL="")
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "ui.py")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=PROJECT_ROOT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited:\n" + log_tail(tmp / "server.log"))
-        if http_ok(url):
-            return proc, url
-        time.sleep(1)
-    stop_server(proc)
-    raise RuntimeError("server did not start:\n" + log_tail(tmp / "server.log"))
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def log_tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    extra = {} if llm else {"RAG_LLM_MODEL": "", "RAG_LLM_URL": ""}
+    return start_app(corpus, index, tmp / "server.log", timeout=timeout, **extra)
 
 
 def find_listener(url: str) -> int | None:

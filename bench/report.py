@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.answer import answer
 from rag.engine import Engine
 from rag.evaluate import load_questions
+from rag.processes import peak_rss_mb
 from rag.settings import PROJECT_ROOT, Settings
 
 CONFIGS = {
@@ -53,10 +53,6 @@ def sample(questions: list[dict], limit: int) -> list[dict]:
             if items and len(picked) < limit:
                 picked.append(items.pop(0))
     return picked
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(name: str, limit: int) -> dict:

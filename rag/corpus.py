@@ -263,10 +263,6 @@ def relative_name(corpus_dir: Path, path: Path) -> str:
     return path.relative_to(corpus_dir).as_posix()
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_document(corpus_dir: Path, name: str) -> Document:
     """Load one article by its corpus-relative name; refuses paths outside the corpus."""
     root = corpus_dir.resolve()

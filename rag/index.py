@@ -31,8 +31,8 @@ from filelock import FileLock, Timeout
 from .chunking import Chunk, chunk_document
 from .corpus import Document, Skipped, read_corpus
 from .errors import RagError
+from .hashing import sha256_of
 from .lexical import LexicalIndex
-from .models import sha256_of
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -599,7 +599,7 @@ class IndexBuilder:
 
 def corpus_status(settings: Settings, index: Index | None) -> dict:
     """Which files were added, changed or removed since the index was built (no embedding)."""
-    from .corpus import file_sha256, list_files, relative_name
+    from .corpus import list_files, relative_name
 
     indexed = index.manifest["documents"] if index else {}
     on_disk = {relative_name(settings.corpus_dir, p): p for p in list_files(settings.corpus_dir)}
@@ -607,7 +607,7 @@ def corpus_status(settings: Settings, index: Index | None) -> dict:
     added, changed = [], []
     for name, path in on_disk.items():
         if name in indexed:
-            if file_sha256(path) != indexed[name]["sha256"]:
+            if sha256_of(path) != indexed[name]["sha256"]:
                 changed.append(name)
         elif name not in skipped:
             added.append(name)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RagError
+from .hashing import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,6 @@ def _load_specs() -> dict[str, ModelSpec]:
 
 MODELS: dict[str, ModelSpec] = _load_specs()
 DEFAULT_MODELS = ("embeddinggemma-300m", "qwen2.5-coder-1.5b-instruct")
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _wheel_name_prefix(part: Part) -> str:

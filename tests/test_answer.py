@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from rag.citations import Passage, check_answer, parse_markers, strip_markers
 from rag.engine import Engine
 from rag.llm import LLMError, OpenAICompatibleLLM, load_llm
 from rag.models import MODELS
+from rag.processes import free_port
 from rag.settings import Settings
 from tests.conftest import CORPUS, run_cli
 
@@ -358,14 +358,8 @@ def test_followup_without_llm_carries_the_previous_turn(built_engine):
     assert result["passages"][0]["file"] == "003_1e54f2a5aa88fe05.txt"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openai_compatible_backend_against_a_real_server(built_engine, tiny_settings):
-    port = _free_port()
+    port = free_port()
     model = MODELS["smollm2-135m-instruct"].target(tiny_settings.models_dir)
     server = subprocess.Popen(
         [

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from rag.corpus import file_sha256
+from rag.hashing import sha256_of
 from rag.index import Index, IndexBuilder, current_build_id
 from rag.models import MODELS
 from rag.settings import PROJECT_ROOT, Settings
@@ -228,4 +228,4 @@ def test_articles_edited_or_deleted_during_a_build_give_a_consistent_index(make_
     assert report.files_embedded == [edited.name] and report.files_removed == [deleted.name]
     index = Index.load(index_dir)
     assert deleted.name not in index.manifest["documents"]
-    assert index.manifest["documents"][edited.name]["sha256"] == file_sha256(edited)
+    assert index.manifest["documents"][edited.name]["sha256"] == sha256_of(edited)

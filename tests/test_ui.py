@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from rag import prompts
+from rag.processes import start_app
 from rag.settings import PROJECT_ROOT
 from rag.ui.labels import LABELS
 from rag.ui.render import format_answer
@@ -25,41 +22,11 @@ from tests.conftest import CORPUS
 ARTIFACTS = PROJECT_ROOT / "artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(tmp: Path, built_engine, **env_extra) -> tuple[subprocess.Popen, str]:
     corpus, index = tmp / "corpus", tmp / "index"
     shutil.copytree(built_engine.settings.corpus_dir, corpus)
     shutil.copytree(built_engine.settings.index_dir, index)
-    port = _free_port()
-    env = dict(
-        os.environ,
-        RAG_CORPUS_DIR=str(corpus),
-        RAG_INDEX_DIR=str(index),
-        RAG_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-        **env_extra,
-    )
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "ui.py")], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((tmp / "server.log").read_text())
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (tmp / "server.log").read_text()[-2000:])
+    return start_app(corpus, index, tmp / "server.log", **env_extra)
 
 
 @pytest.fixture
