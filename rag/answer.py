@@ -34,18 +34,29 @@ def _visible(ch: str) -> str:
 
 
 class QuestionError(RagError, ValueError):
-    """The question cannot be asked as it is; the message says why."""
+    """The question cannot be asked as it is; the message says why. ``code`` and ``params``
+    let a UI say the same in its own language (its label table has a text per code)."""
+
+    def __init__(self, message: str, code: str = "", **params: object):
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 def clean_question(question: str, max_chars: int) -> str:
     text = unicodedata.normalize("NFC", "".join(map(_visible, question or "")))
     text = " ".join(text.split())
     if not text or not any(ch.isalnum() for ch in text):
-        raise QuestionError("Пустой вопрос: напишите, что вы хотите узнать из статей.")
+        raise QuestionError(
+            "Пустой вопрос: напишите, что вы хотите узнать из статей.", "empty_question"
+        )
     if len(text) > max_chars:
         raise QuestionError(
             f"Вопрос слишком длинный ({len(text)} символов, максимум {max_chars}). "
-            "Сократите его до сути."
+            "Сократите его до сути.",
+            "long_question",
+            n=len(text),
+            max=max_chars,
         )
     return text
 
@@ -281,7 +292,9 @@ def fit_budget(llm, passages, question, history, max_tokens):
         keep = prefix_within(first.text, fits)
         passages[0] = replace(first, text=first.text[:keep], end=first.start + keep)
     if size() > limit:
-        raise QuestionError("Вопрос и найденные фрагменты не помещаются в контекст модели.")
+        raise QuestionError(
+            "Вопрос и найденные фрагменты не помещаются в контекст модели.", "context_full"
+        )
     return passages, history
 
 

@@ -98,7 +98,8 @@ def answer_steps(
         events.close()
         raise
     except QuestionError as exc:
-        chat[-1]["content"] = f"⚠️ {exc}"
+        text = labels[exc.code].format(**exc.params) if exc.code in labels else str(exc)
+        chat[-1]["content"] = f"⚠️ {text}"
         yield ChatView(chat, history)
     except (LLMError, IndexError_, OSError, RuntimeError) as exc:
         log.exception("answer failed")
