@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import pytest
 
 from rag.api import ChatRequest, Message, conversation
 from rag.engine import Engine
+from rag.processes import stop_server
 from rag.settings import Settings
 from rag.ui.app import build_app
 from tests.test_ui import _start
@@ -36,15 +36,7 @@ def api_server(tmp_path_factory, built_engine):
         RAG_LLM_CONTEXT="2048",
     )
     yield url, tmp / "corpus"
-    _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 def _client(url: str, key: str = PASSWORD) -> openai.OpenAI:
@@ -225,7 +217,7 @@ def remote_api(tmp_path_factory, built_engine, slow_llm):
     tmp = tmp_path_factory.mktemp("remote")
     proc, url = _start(tmp, built_engine, RAG_LLM_URL=slow_llm.url, RAG_LLM_CONCURRENCY="2")
     yield url
-    _stop(proc)
+    stop_server(proc)
 
 
 def test_api_answers_in_parallel_with_model_server_slots(remote_api, slow_llm):
@@ -263,5 +255,5 @@ def test_model_server_error_is_an_error(tmp_path, built_engine):
         with pytest.raises(openai.APIError):
             list(client.chat.completions.create(model="newsrag", messages=messages, stream=True))
     finally:
-        _stop(proc)
+        stop_server(proc)
         failing.shutdown()
