@@ -21,23 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.corpus import read_corpus
+from bench.index_speed import corpus_paragraphs
 from rag.engine import Engine
-from rag.settings import PROJECT_ROOT, Settings
+from rag.settings import Settings
 from tests.archive_files import docx_file, news_page, pdf_file
 
 OUTLETS = ["Tengrinews", "Kazinform", "Zakon.kz", "Informburo"]
 
 
 def mixed_corpus(target: Path, articles: int, seed: int = 15) -> None:
-    docs, _ = read_corpus(PROJECT_ROOT / "corpus")
-    paragraphs = [
-        line.strip()
-        for d in docs
-        for s, e in d.sections
-        for line in d.original[s:e].splitlines()
-        if len(line.split()) > 8
-    ]
+    docs, paragraphs = corpus_paragraphs()
     rng = random.Random(seed)
     target.mkdir(parents=True, exist_ok=True)
     for i in range(articles):

@@ -26,7 +26,8 @@ from rag.processes import peak_rss_mb
 from rag.settings import PROJECT_ROOT, Settings
 
 
-def synthetic_corpus(target: Path, articles: int, seed: int = 13) -> None:
+def corpus_paragraphs() -> tuple[list, list[str]]:
+    """The default corpus's articles and their real paragraphs, to build synthetic ones."""
     docs, _ = read_corpus(PROJECT_ROOT / "corpus")
     paragraphs = [
         line.strip()
@@ -35,6 +36,11 @@ def synthetic_corpus(target: Path, articles: int, seed: int = 13) -> None:
         for line in d.original[s:e].splitlines()
         if len(line.split()) > 8
     ]
+    return docs, paragraphs
+
+
+def synthetic_corpus(target: Path, articles: int, seed: int = 13) -> None:
+    docs, paragraphs = corpus_paragraphs()
     titles = [d.title for d in docs]
     rng = random.Random(seed)
     target.mkdir(parents=True, exist_ok=True)
