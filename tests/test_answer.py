@@ -230,12 +230,22 @@ def test_no_llm_answer_is_extractive_with_citations(built_engine):
         "citations",
         "passages",
         "timings",
+        "filters",
     }
     assert not data["refused"] and "11" in data["answer"]
     assert data["citations"][0]["file"] == A
     c = data["citations"][0]
     assert (CORPUS / c["file"]).read_text("utf-8")[c["start"] : c["end"]] == c["text"]
-    assert set(data["citations"][0]) == {"n", "file", "title", "start", "end", "text", "supported"}
+    assert set(data["citations"][0]) == {
+        "n",
+        "file",
+        "title",
+        "start",
+        "end",
+        "text",
+        "supported",
+        "date",
+    }
 
 
 def test_answers_that_only_repeat_the_question_or_a_headline_are_echoes():
