@@ -13,7 +13,6 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import replace
 
 from . import prompts
@@ -387,14 +386,20 @@ def ask(
         )
         temp = settings.temperature if temperature is None else temperature
         pieces = 0
-        # closed at once when the caller abandons this answer, so the LLM is freed
-        with closing(llm.stream(messages, settings.llm_max_tokens, temp)) as stream:
+        stream = llm.stream(messages, settings.llm_max_tokens, temp)
+        try:
             for piece in stream:
                 if not raw:
                     timings["first_token_s"] = time.perf_counter() - started
                 raw += piece
                 pieces += 1
                 yield {"type": "token", "text": piece}
+        finally:
+            # a generator backend is closed at once when the caller abandons this answer,
+            # so the LLM is freed; a backend may also return any plain iterator
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         if pieces > 1:
             generating = time.perf_counter() - started - timings["first_token_s"]
             timings["tokens_per_s"] = (pieces - 1) / max(generating, 1e-6)
