@@ -47,7 +47,9 @@ BOILERPLATE_LINES = [
     r"[\W_]+",  # only punctuation
     # a masthead naming the site: short and not a sentence ("как сообщает официальный сайт
     # акимата, …" is kept)
-    r"(?=(?:\S+\s*){1,10}$)(?!.*[.!?…:;,]\W*$).*\b(официальный сайт|ресми сайты)\b.*",
+    # (words are split by required spaces: "(?:\S+\s*){1,10}" backtracks exponentially on a
+    # long line without spaces)
+    r"(?=\S+(?:\s+\S+){0,9}\s*$)(?!.*[.!?…:;,]\W*$).*\b(официальный сайт|ресми сайты)\b.*",
 ]
 _BOILERPLATE = re.compile("|".join(f"(?:{p})" for p in BOILERPLATE_LINES), re.IGNORECASE)
 
