@@ -12,7 +12,6 @@ import base64
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -106,11 +105,9 @@ def check_login(credentials: tuple[str, str] | None):
     return check
 
 
-def create_router(
-    engine: Engine, credentials: tuple[str, str] | None = None, slots: int | None = None
-) -> APIRouter:
-    """The ``/v1`` routes; ``slots`` answers run at once (the UI's LLM concurrency)."""
-    gate = threading.BoundedSemaphore(slots or engine.llm_slots())
+def create_router(engine: Engine, credentials: tuple[str, str] | None = None) -> APIRouter:
+    """The ``/v1`` routes. Answers share the engine's LLM limit (``Engine.llm_gate``) with
+    the UI, so the two together never generate more answers at once than it allows."""
     router = APIRouter(prefix="/v1", dependencies=[Depends(check_login(credentials))])
 
     @router.get("/models")
@@ -129,7 +126,7 @@ def create_router(
         if request.model not in (MODEL, EXTRACTIVE):
             raise APIError(404, f"unknown model {request.model!r}", "invalid_request_error")
         question, history = conversation(request.messages)
-        run = Answering(engine, gate, request, question, history)
+        run = Answering(engine, request, question, history)
         if request.stream:
             return StreamingResponse(run.chunks(), media_type="text/event-stream")
         return run.completion()
@@ -150,30 +147,29 @@ def install(app, router: APIRouter) -> None:
 class Answering:
     """One chat completion: ``Engine.ask`` events as an OpenAI response or SSE chunks."""
 
-    def __init__(self, engine, gate, request: ChatRequest, question, history):
-        self.engine, self.gate, self.request = engine, gate, request
+    def __init__(self, engine, request: ChatRequest, question, history):
+        self.engine, self.request = engine, request
         self.question, self.history = question, history
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
     def events(self) -> Iterator[dict]:
         """The engine's events, errors from inside as ``APIError``."""
-        with self.gate:
-            try:
-                yield from self.engine.ask(
-                    self.question,
-                    self.history,
-                    use_llm=self.request.model != EXTRACTIVE,
-                    temperature=self.request.temperature,
-                )
-            except QuestionError as exc:
-                raise APIError(400, str(exc), "invalid_request_error") from exc
-            except LLMError as exc:
-                log.exception("answer failed")
-                raise APIError(502, f"the LLM failed: {exc}", "llm_error") from exc
-            except (IndexError_, OSError, RuntimeError) as exc:
-                log.exception("answer failed")
-                raise APIError(503, str(exc), "server_error") from exc
+        try:
+            yield from self.engine.ask(
+                self.question,
+                self.history,
+                use_llm=self.request.model != EXTRACTIVE,
+                temperature=self.request.temperature,
+            )
+        except QuestionError as exc:
+            raise APIError(400, str(exc), "invalid_request_error") from exc
+        except LLMError as exc:
+            log.exception("answer failed")
+            raise APIError(502, f"the LLM failed: {exc}", "llm_error") from exc
+        except (IndexError_, OSError, RuntimeError) as exc:
+            log.exception("answer failed")
+            raise APIError(503, str(exc), "server_error") from exc
 
     def _envelope(self, kind: str, choice: dict) -> dict:
         return {

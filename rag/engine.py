@@ -39,9 +39,14 @@ def refers_back(question: str) -> bool:
 
 
 class Engine:
-    def __init__(self, settings: Settings | None = None):
+    """``llm`` replaces the configured LLM backend (tests pass a scripted one)."""
+
+    def __init__(self, settings: Settings | None = None, llm=None):
         self.settings = settings or Settings.from_env()
         self._load_lock = threading.Lock()
+        self._llm_backend = llm
+        # the one limit on answers generated at once, for the UI, the API and the CLI
+        self.llm_gate = threading.BoundedSemaphore(self.llm_slots())
 
     @cached_property
     def embedder(self):
@@ -86,15 +91,17 @@ class Engine:
 
     @cached_property
     def llm(self):
-        """The configured LLM (None when none is configured), its prompt prefix evaluated."""
+        """The configured LLM (None when none is configured), its prompt prefix evaluated,
+        behind ``llm_gate``."""
         from . import prompts
-        from .llm import load_llm
+        from .llm import SharedLLM, load_llm
 
         with self._load_lock:
-            llm = load_llm(self.settings)
-            if llm is not None:
-                llm.warm_prefix(prompts.fixed_messages())
-            return llm
+            llm = self._llm_backend or load_llm(self.settings)
+            if llm is None:
+                return None
+            llm.warm_prefix(prompts.fixed_messages())
+            return SharedLLM(llm, self.llm_gate)
 
     def llm_slots(self) -> int:
         """Answers that may run at once: a model server's parallel slots, else one (the

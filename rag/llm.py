@@ -281,6 +281,33 @@ def _sse_pieces(lines: Iterator[str], where: str) -> Iterator[str]:
         raise LLMError(f"{where} ended the answer stream before it was complete")
 
 
+class SharedLLM:
+    """A backend behind the engine's one limit on answers generated at once.
+
+    The UI, the API and the CLI all stream through this, so together they never run
+    more answers than the model can serve (the model server's slots, or one for the
+    in-process model). A slot is taken at the first token asked for and given back when
+    the stream ends or is closed (Stop, a closed tab), not when it is garbage-collected.
+    Everything else is the backend's own."""
+
+    def __init__(self, backend, gate: threading.Semaphore):
+        self.backend = backend
+        self.gate = gate
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self.gate:
+            pieces = self.backend.stream(messages, max_tokens, temperature)
+            try:
+                yield from pieces
+            finally:
+                close = getattr(pieces, "close", None)  # a plain iterator has none
+                if close is not None:
+                    close()
+
+
 def load_llm(settings: Settings):
     """The configured backend, or None when no LLM is configured."""
     if settings.llm_url:

@@ -51,6 +51,26 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
     return app
 
 
+def web_app(engine: Engine):
+    """The ASGI app ``main`` serves: the UI at ``/`` and the API at ``/v1`` over one engine
+    (so one LLM limit), behind the configured log-in."""
+    settings = engine.settings
+    auth = None
+    if settings.username and settings.password:
+        auth = (settings.username, settings.password)
+    app = build_app(engine, settings.language)
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
+    return api.server_app(
+        engine,
+        app,
+        auth,
+        css=CSS,
+        js=CITE_LINKS_JS,
+        show_error=False,
+        max_file_size=settings.max_upload_bytes,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="newsrag web UI")
     parser.add_argument("--host", default=None, help="default 127.0.0.1 (RAG_HOST)")
@@ -73,19 +93,6 @@ def main(argv: list[str] | None = None) -> None:
         engine.embedder  # noqa: B018
         log.info("models loaded in %.1f s", time.time() - started)
     log.info("corpus %s, index %s", settings.corpus_dir, settings.index_dir)
-    auth = None
-    if settings.username and settings.password:
-        auth = (settings.username, settings.password)
-    app = build_app(engine, settings.language)
-    app.queue(default_concurrency_limit=settings.concurrency, max_size=64)
-    server = api.server_app(
-        engine,
-        app,
-        auth,
-        css=CSS,
-        js=CITE_LINKS_JS,
-        show_error=False,
-        max_file_size=settings.max_upload_bytes,
-    )
+    server = web_app(engine)
     log.info("UI at http://%s:%d/, API at /v1", settings.host, settings.port)
     uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
