@@ -361,7 +361,7 @@ def ask(
     yield {"type": "evidence", "passages": [p.to_dict() for p in passages], "provisional": False}
 
     top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
-    coverage = engine.index.lexical.coverage(standalone)
+    coverage = engine.index.lexical_coverage(standalone)
     weak = not passages or (
         top_dense < settings.refusal_min_dense and coverage < settings.refusal_min_coverage
     )

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable
 from functools import cached_property
 
-from .index import BuildReport, Index, IndexBuilder, IndexMissingError, corpus_status
+from .index import BuildReport, IndexBuilder, IndexMissingError, corpus_status
 from .lexical import tokenize
 from .retrieve import Hit, Retriever
 from .settings import Settings
+from .store import Snapshot, Store, open_store
 from .timefilter import Filters, from_question, newest_date
 
 # Words that point back into the conversation; a question without any of them (and not
@@ -56,11 +57,16 @@ class Engine:
             return Embedder(self.settings)
 
     @cached_property
+    def store(self) -> Store:
+        """The embedded index files, or PostgreSQL when RAG_DATABASE_URL is set."""
+        return open_store(self.settings)
+
+    @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.settings, self.embedder)
+        return Retriever(self.settings, self.embedder, self.store)
 
     @property
-    def index(self) -> Index:
+    def index(self) -> Snapshot:
         return self.retriever.index
 
     def search(
@@ -153,7 +159,7 @@ class Engine:
         progress: bool = False,
         on_progress: Callable[[float, str], None] | None = None,
     ) -> BuildReport:
-        builder = IndexBuilder(self.settings, self.embedder, progress=progress)
+        builder = IndexBuilder(self.settings, self.embedder, progress=progress, store=self.store)
         return builder.build(rebuild=rebuild, on_progress=on_progress)
 
     def corpus_status(self) -> dict:

@@ -20,7 +20,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +30,12 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .chunking import Chunk, chunk_document
-from .corpus import Document, Skipped, read_corpus
+from .corpus import Skipped, read_corpus
 from .errors import RagError
 from .hashing import sha256_of
 from .lexical import LexicalIndex
 from .settings import Settings
+from .store import NewBuild, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,46 @@ class Index:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def disk_problem(self, index_dir: Path) -> str | None:
+    def reading(self):
+        return nullcontext()  # a loaded build never changes
+
+    def dense_search(self, query: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        scores, rows = self.faiss.search(query[None, :], depth)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def lexical_search(self, query: str, depth: int) -> list[tuple[int, float]]:
+        scores = self.lexical.scores(query)
+        rows = np.flatnonzero(scores > 0)
+        if len(rows) > depth:  # keep the best `depth` (ties included) before sorting
+            kth = np.partition(scores[rows], len(rows) - depth)[len(rows) - depth]
+            rows = rows[scores[rows] >= kth]
+        # stable: equal scores keep row order, as a stable sort of every score would
+        top = rows[np.argsort(-scores[rows], kind="stable")][:depth]
+        return [(int(r), float(scores[r])) for r in top]
+
+    def lexical_coverage(self, query: str) -> float:
+        return self.lexical.coverage(query)
+
+    def lookup(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        return {row: self.chunks[row] for row in rows}
+
+    def similarities(self, query: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
+        return {row: float(self.vectors[row] @ query) for row in rows}
+
+    def article_texts(self) -> dict[str, str]:
+        """Extracted text for converted files, else the chunks laid back at their offsets
+        (the parts between chunks are boilerplate, blanked)."""
+        texts: dict[str, str] = {}
+        extracted = self.path / "extracted.jsonl"
+        if extracted.exists():
+            for line in extracted.read_text("utf-8").splitlines():
+                row = json.loads(line)
+                texts[row["file"]] = row["text"]
+        return texts | texts_from_chunks(c for c in self.chunks if c.file not in texts)
+
+    def disk_problem(self) -> str | None:
         """Whether this build's files are still on disk as written, or why not."""
+        index_dir = self.path.parent.parent  # <index_dir>/builds/<id>
         if current_build_id(index_dir) != self.build_id:
             return (
                 f"the index pointer {index_dir / 'CURRENT'} is missing or names another build; "
@@ -193,6 +233,20 @@ class Index:
                 "rebuild it with `rag index --rebuild`"
             )
         return cls(path, manifest, chunks, vectors, faiss_index, lexical)
+
+
+def texts_from_chunks(chunks) -> dict[str, str]:
+    """Each article's text rebuilt from its chunks at their offsets, gaps blanked."""
+    pieces: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        pieces.setdefault(chunk.file, []).append(chunk)
+    texts = {}
+    for file, file_chunks in pieces.items():
+        buf = [" "] * max(c.end for c in file_chunks)
+        for c in file_chunks:
+            buf[c.start : c.end] = c.text
+        texts[file] = "".join(buf)
+    return texts
 
 
 def current_build_path(index_dir: Path) -> Path:
@@ -267,27 +321,21 @@ def settings_signature(settings: Settings, embedder_fingerprint: str) -> dict:
     }
 
 
-class IndexBuilder:
-    """Builds or updates the index for a corpus folder, one build at a time."""
+class EmbeddedStore:
+    """The default store: one folder per build under ``index_dir``, switched by CURRENT."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        embedder,
-        progress: bool = True,
-        fault: Callable[[str], None] | None = None,
-    ):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.embedder = embedder
-        self.progress = progress
         self.index_dir = settings.index_dir
-        # called with the name of each step before it runs ("embed", "write chunks.jsonl",
-        # …, "manifest", "current", "prune"): tests raise there to fail the build at that step
-        self.fault = fault or (lambda step: None)
 
-    def build(
-        self, rebuild: bool = False, on_progress: Callable[[float, str], None] | None = None
-    ) -> BuildReport:
+    def current_build_id(self) -> str | None:
+        return current_build_id(self.index_dir)
+
+    def load(self) -> Index:
+        return Index.load(self.index_dir)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.index_dir / ".lock"), timeout=0)
         try:
@@ -298,12 +346,11 @@ class IndexBuilder:
                 "wait for it to finish and try again"
             ) from None
         try:
-            self._remove_partial()
-            return self._build_locked(rebuild, on_progress or (lambda f, m: None))
+            yield
         finally:
             lock.release()
 
-    def _remove_partial(self) -> None:
+    def begin(self) -> None:
         """Staging folders of builds that crashed or failed (a killed process, a full disk):
         only a build holds the lock, so none of them is being written now."""
         builds = self.index_dir / "builds"
@@ -311,9 +358,203 @@ class IndexBuilder:
             for path in builds.glob(".*.partial"):
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _previous(self) -> Index | None:
+    def write(
+        self, build: NewBuild, previous: Snapshot | None, fault: Callable[[str], None]
+    ) -> str:
+        """Every file of the build is written anew; reused files' rows (vectors and BM25
+        tokens) are copied from the previous build."""
+        old_rows: dict[str, list[int]] = {}
+        if previous is not None and not build.full:
+            assert isinstance(previous, Index)
+            for row, chunk in enumerate(previous.chunks):
+                old_rows.setdefault(chunk.file, []).append(row)
+        reused = set(build.reused)
+        chunks: list[Chunk] = []
+        known_tokens: list[list[str] | None] = []  # BM25 tokens of reused chunks
+        rows: list[np.ndarray] = []
+        for doc in build.docs:
+            if doc.file in reused:
+                assert isinstance(previous, Index)
+                item = old_rows.get(doc.file, [])
+                doc_chunks = [previous.chunks[r] for r in item]
+                rows.append(previous.vectors[item])
+                known_tokens.extend(previous.lexical.tokens[r] for r in item)
+            else:
+                doc_chunks, vectors = build.embedded[doc.file]
+                rows.append(vectors)
+                known_tokens.extend([None] * len(doc_chunks))
+            chunks.extend(
+                Chunk(c.file, doc.title, i, c.start, c.end, c.text)
+                for i, c in enumerate(doc_chunks)
+            )
+        vectors = (
+            np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+            if rows
+            else np.zeros((0, build.dimension), dtype=np.float32)
+        )
+        lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
+        return self._write(build, chunks, vectors, lexical, fault)
+
+    def _write(
+        self,
+        build: NewBuild,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        lexical: LexicalIndex,
+        fault: Callable[[str], None],
+    ) -> str:
+        builds = self.index_dir / "builds"
+        builds.mkdir(exist_ok=True)
+        staging = builds / f".{build.build_id}.partial"
+        staging.mkdir()
         try:
-            return Index.load(self.index_dir)
+            kind = self._write_files(staging, chunks, vectors, lexical, build.extracted, fault)
+            self._write_manifest(staging, build, kind, chunks, vectors, fault)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a crash leaves it for the next build
+            raise
+        final = builds / build.build_id
+        os.replace(staging, final)
+        _fsync_dir(builds)
+
+        fault("current")
+        pointer_tmp = self.index_dir / "CURRENT.tmp"
+        _fsync_write(pointer_tmp, build.build_id.encode())
+        os.replace(pointer_tmp, self.index_dir / "CURRENT")
+        _fsync_dir(self.index_dir)
+        try:
+            fault("prune")
+            self._prune(keep={build.build_id})
+        except OSError as exc:  # the new build is live; the next build prunes again
+            log.warning("could not remove old builds: %s", exc)
+        return kind
+
+    def _write_files(
+        self,
+        staging: Path,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        lexical: LexicalIndex,
+        extracted: dict[str, str],
+        fault: Callable[[str], None],
+    ) -> str:
+        fault("write chunks.jsonl")
+        _fsync_write(
+            staging / "chunks.jsonl",
+            "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
+        )
+        fault("write vectors.npy")
+        with (staging / "vectors.npy").open("wb") as fh:
+            np.save(fh, vectors)
+            fh.flush()
+            os.fsync(fh.fileno())
+        kind = choose_faiss_kind(len(vectors), self.settings.faiss_index)
+        if len(vectors) == 0:
+            kind = "flat"
+        fault("write faiss.index")
+        faiss.write_index(make_faiss_index(vectors, kind), str(staging / "faiss.index"))
+        fault("write lexical")
+        lexical.save(staging / "lexical")
+        # text taken from HTML/PDF/DOCX: what citation offsets into those files point into
+        fault("write extracted.jsonl")
+        _fsync_write(
+            staging / "extracted.jsonl",
+            "".join(
+                json.dumps({"file": f, "text": t}, ensure_ascii=False) + "\n"
+                for f, t in sorted(extracted.items())
+            ).encode(),
+        )
+        return kind
+
+    def _write_manifest(
+        self,
+        staging: Path,
+        build: NewBuild,
+        kind: str,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        fault: Callable[[str], None],
+    ) -> None:
+        fault("manifest")
+        files = {}
+        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
+            rel = file.relative_to(staging).as_posix()
+            files[rel] = {"size": file.stat().st_size, "sha256": sha256_of(file)}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "build_id": build.build_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(build.started)),
+            "corpus_dir": str(self.settings.corpus_dir),
+            "embedding_model": self.settings.embedding_model,
+            "embedding_dtype": build.embedding_dtype,
+            "dimension": int(vectors.shape[1]),
+            "faiss_index": kind,
+            "chunker": {
+                "splitter": "razdel",
+                "max_tokens": self.settings.chunk_tokens,
+                "overlap_sentences": self.settings.chunk_overlap_sentences,
+            },
+            "signature": build.signature,
+            "documents": build.documents,
+            "chunks": len(chunks),
+            "counts": build.counts(),
+            "skipped": {s.file: s.reason for s in build.skipped},
+            "files": files,
+        }
+        _fsync_write(
+            staging / "manifest.json",
+            json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
+        )
+        _fsync_dir(staging)
+
+    def _prune(self, keep: set[str]) -> None:
+        """Remove failed partial builds and all but the newest old builds."""
+        builds = self.index_dir / "builds"
+        old = sorted(
+            (p for p in builds.iterdir() if p.name not in keep),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        finished = [p for p in old if not p.name.startswith(".")]
+        for path in [p for p in old if p.name.startswith(".")] + finished[KEEP_OLD_BUILDS:]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class IndexBuilder:
+    """Builds or updates the index for a corpus folder, one build at a time.
+
+    Reads the corpus, finds the files whose hash changed since the live build, chunks and
+    embeds only those, and hands the result to the store, which switches atomically.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder,
+        progress: bool = True,
+        fault: Callable[[str], None] | None = None,
+        store=None,
+    ):
+        from .store import open_store
+
+        self.settings = settings
+        self.embedder = embedder
+        self.progress = progress
+        self.store = store if store is not None else open_store(settings)
+        # called with the name of each step before it runs ("embed", "write chunks.jsonl",
+        # …, "manifest", "current", "prune"): tests raise there to fail the build at that step
+        self.fault = fault or (lambda step: None)
+
+    def build(
+        self, rebuild: bool = False, on_progress: Callable[[float, str], None] | None = None
+    ) -> BuildReport:
+        with self.store.locked():
+            self.store.begin()
+            return self._build_locked(rebuild, on_progress or (lambda f, m: None))
+
+    def _previous(self) -> Snapshot | None:
+        try:
+            return self.store.load()
         except IndexMissingError:
             return None
         except IndexCorruptError as exc:
@@ -346,10 +587,6 @@ class IndexBuilder:
             previous = None
 
         old_files: dict[str, dict] = previous.manifest["documents"] if previous else {}
-        old_rows: dict[str, list[int]] = {}
-        if previous:
-            for row, chunk in enumerate(previous.chunks):
-                old_rows.setdefault(chunk.file, []).append(row)
         current = {d.file for d in docs}
         report.files_removed = sorted(set(old_files) - current)
 
@@ -365,12 +602,11 @@ class IndexBuilder:
             on_progress(1.0, "index is up to date")
             return report
 
-        # Chunk changed files; reuse rows of unchanged ones.
-        plan: list[tuple[Document, list[Chunk] | list[int]]] = []
+        # Chunk changed files; the store keeps the rows of unchanged ones.
+        new_chunks: dict[str, list[Chunk]] = {}
         to_embed: list[Chunk] = []
         for doc in docs:
             if previous and old_files.get(doc.file, {}).get("sha256") == doc.sha256:
-                plan.append((doc, old_rows.get(doc.file, [])))
                 report.files_reused.append(doc.file)
             else:
                 chunks = chunk_document(
@@ -379,7 +615,7 @@ class IndexBuilder:
                     self.settings.chunk_tokens,
                     self.settings.chunk_overlap_sentences,
                 )
-                plan.append((doc, chunks))
+                new_chunks[doc.file] = chunks
                 to_embed.extend(chunks)
                 report.files_embedded.append(doc.file)
         report.chunks_embedded = len(to_embed)
@@ -388,27 +624,15 @@ class IndexBuilder:
         self.fault("embed")
         new_vectors = self._embed(to_embed, on_progress)
 
-        chunks: list[Chunk] = []
-        known_tokens: list[list[str] | None] = []  # BM25 tokens of reused chunks
-        rows: list[np.ndarray] = []
-        documents: dict[str, dict] = {}
+        embedded: dict[str, tuple[list[Chunk], np.ndarray]] = {}
         cursor = 0
-        for doc, item in plan:
-            if item and isinstance(item[0], int):
-                assert previous is not None
-                doc_chunks = [previous.chunks[r] for r in item]
-                rows.append(previous.vectors[item])
-                known_tokens.extend(previous.lexical.tokens[r] for r in item)
-            else:
-                doc_chunks = item  # type: ignore[assignment]
-                rows.append(new_vectors[cursor : cursor + len(doc_chunks)])
-                known_tokens.extend([None] * len(doc_chunks))
-                cursor += len(doc_chunks)
-            renumbered = [
-                Chunk(c.file, doc.title, i, c.start, c.end, c.text)
-                for i, c in enumerate(doc_chunks)
-            ]
-            chunks.extend(renumbered)
+        for file, chunks in new_chunks.items():
+            embedded[file] = (chunks, new_vectors[cursor : cursor + len(chunks)])
+            cursor += len(chunks)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        documents: dict[str, dict] = {}
+        for doc in docs:
+            reused = doc.file not in embedded
             documents[doc.file] = {
                 "sha256": doc.sha256,
                 "title": doc.title,
@@ -418,27 +642,29 @@ class IndexBuilder:
                 "source": doc.source,
                 "author": doc.author,
                 "language": doc.language,
-                "chunks": len(renumbered),
-                "indexed_at": (
-                    old_files[doc.file]["indexed_at"]
-                    if doc.file in report.files_reused
-                    else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-                ),
+                "chunks": old_files[doc.file]["chunks"] if reused else len(embedded[doc.file][0]),
+                "indexed_at": old_files[doc.file]["indexed_at"] if reused else stamp,
             }
-        dim = self.embedder.dim
-        vectors = (
-            np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
-            if rows
-            else np.zeros((0, dim), dtype=np.float32)
-        )
-        report.chunks_total = len(chunks)
+        report.chunks_total = sum(d["chunks"] for d in documents.values())
 
         on_progress(0.85, "writing the index")
-        lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
-        extracted = {d.file: d.original for d in docs if d.format != "text"}
-        self._write(
-            build_id, chunks, vectors, lexical, documents, extracted, signature, report, started
+        build = NewBuild(
+            build_id=build_id,
+            started=started,
+            signature=signature,
+            docs=docs,
+            documents=documents,
+            embedded=embedded,
+            reused=report.files_reused,
+            removed=report.files_removed,
+            skipped=report.files_skipped,
+            extracted={d.file: d.original for d in docs if d.format != "text"},
+            full=previous is None,
+            dimension=int(self.embedder.dim),
+            embedding_model=self.settings.embedding_model,
+            embedding_dtype=self.embedder.dtype,
         )
+        self.store.write(build, previous, self.fault)
         report.seconds = time.time() - started
         on_progress(1.0, "done")
         return report
@@ -458,143 +684,6 @@ class IndexBuilder:
             done = min(len(chunks), i + batch)
             on_progress(0.1 + 0.75 * done / len(chunks), f"embedded {done}/{len(chunks)} passages")
         return np.vstack(out)
-
-    def _write(
-        self,
-        build_id: str,
-        chunks: list[Chunk],
-        vectors: np.ndarray,
-        lexical: LexicalIndex,
-        documents: dict,
-        extracted: dict[str, str],
-        signature: dict,
-        report: BuildReport,
-        started: float,
-    ) -> None:
-        builds = self.index_dir / "builds"
-        builds.mkdir(exist_ok=True)
-        staging = builds / f".{build_id}.partial"
-        staging.mkdir()
-        try:
-            kind = self._write_files(staging, chunks, vectors, lexical, extracted)
-            self._write_manifest(
-                staging, build_id, kind, chunks, documents, signature, report, started
-            )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)  # a crash leaves it for the next build
-            raise
-        final = builds / build_id
-        os.replace(staging, final)
-        _fsync_dir(builds)
-
-        self.fault("current")
-        pointer_tmp = self.index_dir / "CURRENT.tmp"
-        _fsync_write(pointer_tmp, build_id.encode())
-        os.replace(pointer_tmp, self.index_dir / "CURRENT")
-        _fsync_dir(self.index_dir)
-        try:
-            self.fault("prune")
-            self._prune(keep={build_id})
-        except OSError as exc:  # the new build is live; the next build prunes again
-            log.warning("could not remove old builds: %s", exc)
-
-    def _write_files(
-        self,
-        staging: Path,
-        chunks: list[Chunk],
-        vectors: np.ndarray,
-        lexical: LexicalIndex,
-        extracted: dict[str, str],
-    ) -> str:
-        self.fault("write chunks.jsonl")
-        _fsync_write(
-            staging / "chunks.jsonl",
-            "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
-        )
-        self.fault("write vectors.npy")
-        with (staging / "vectors.npy").open("wb") as fh:
-            np.save(fh, vectors)
-            fh.flush()
-            os.fsync(fh.fileno())
-        kind = choose_faiss_kind(len(vectors), self.settings.faiss_index)
-        if len(vectors) == 0:
-            kind = "flat"
-        self.fault("write faiss.index")
-        faiss.write_index(make_faiss_index(vectors, kind), str(staging / "faiss.index"))
-        self.fault("write lexical")
-        lexical.save(staging / "lexical")
-        # text taken from HTML/PDF/DOCX: what citation offsets into those files point into
-        self.fault("write extracted.jsonl")
-        _fsync_write(
-            staging / "extracted.jsonl",
-            "".join(
-                json.dumps({"file": f, "text": t}, ensure_ascii=False) + "\n"
-                for f, t in sorted(extracted.items())
-            ).encode(),
-        )
-        return kind
-
-    def _write_manifest(
-        self,
-        staging: Path,
-        build_id: str,
-        kind: str,
-        chunks: list[Chunk],
-        documents: dict,
-        signature: dict,
-        report: BuildReport,
-        started: float,
-    ) -> None:
-        self.fault("manifest")
-        files = {}
-        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
-            rel = file.relative_to(staging).as_posix()
-            files[rel] = {"size": file.stat().st_size, "sha256": sha256_of(file)}
-        manifest = {
-            "format": FORMAT_VERSION,
-            "build_id": build_id,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "corpus_dir": str(self.settings.corpus_dir),
-            "embedding_model": self.settings.embedding_model,
-            "embedding_dtype": self.embedder.dtype,
-            "dimension": int(self.embedder.dim),
-            "faiss_index": kind,
-            "chunker": {
-                "splitter": "razdel",
-                "max_tokens": self.settings.chunk_tokens,
-                "overlap_sentences": self.settings.chunk_overlap_sentences,
-            },
-            "signature": signature,
-            "documents": documents,
-            "chunks": len(chunks),
-            "counts": {
-                "files": report.files_total,
-                "files_embedded": len(report.files_embedded),
-                "files_reused": len(report.files_reused),
-                "files_removed": len(report.files_removed),
-                "files_skipped": len(report.files_skipped),
-                "chunks_embedded": report.chunks_embedded,
-            },
-            "skipped": {s.file: s.reason for s in report.files_skipped},
-            "files": files,
-        }
-        _fsync_write(
-            staging / "manifest.json",
-            json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"),
-        )
-        _fsync_dir(staging)
-
-    def _prune(self, keep: set[str]) -> None:
-        """Remove failed partial builds and all but the newest old builds."""
-        builds = self.index_dir / "builds"
-        old = sorted(
-            (p for p in builds.iterdir() if p.name not in keep),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        finished = [p for p in old if not p.name.startswith(".")]
-        for path in [p for p in old if p.name.startswith(".")] + finished[KEEP_OLD_BUILDS:]:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def corpus_status(settings: Settings, index: Index | None) -> dict:

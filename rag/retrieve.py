@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .index import Index, IndexError_, current_build_id
+from .index import IndexError_
 from .settings import Settings
+from .store import Snapshot, Store, open_store
 from .timefilter import Filters
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,14 @@ def rrf(rankings: list[tuple[list[int], float]], k: int) -> dict[int, float]:
     return fused
 
 
-def article_ranking(rows: list[int], article_of: list[str]) -> list[str]:
+def article_ranking(rows: list[int], article_of: Mapping[int, str] | Sequence[str]) -> list[str]:
     """Articles in the order of their best passage in one ranking."""
     return list(dict.fromkeys(article_of[row] for row in rows))
 
 
 def hybrid_scores(
     rankings: list[tuple[list[int], float]],
-    article_of: list[str],
+    article_of: Mapping[int, str] | Sequence[str],
     k: int,
     article_weight: float,
 ) -> dict[int, float]:
@@ -134,30 +136,31 @@ def _max_opt(*scores: float | None) -> float | None:
 class Retriever:
     """Holds the embedder and the live index; picks up a new build after a rebuild."""
 
-    def __init__(self, settings: Settings, embedder):
+    def __init__(self, settings: Settings, embedder, store: Store | None = None):
         self.settings = settings
         self.embedder = embedder
-        self._index: Index | None = None
+        self.store = store if store is not None else open_store(settings)
+        self._index: Snapshot | None = None
         self._failed_build: str | None = None  # a build that failed to load, not retried
         self.load_problem: str | None = None
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
-    def index(self) -> Index:
-        """The live index, reloaded when ``CURRENT`` names a different build.
+    def index(self) -> Snapshot:
+        """The live index, reloaded when the store names a different build.
 
         Once a build is loaded it lives in memory: if the files on disk are deleted or a
         newer build cannot be read, searches go on with the loaded copy and
         ``problem()`` says why (a rebuild clears it). Only the first load can fail.
         """
-        live = current_build_id(self.settings.index_dir)
+        live = self.store.current_build_id()
         index = self._index
         if index is None or (live is not None and live not in (index.build_id, self._failed_build)):
             with self._lock:
                 if self._index is None or live not in (self._index.build_id, self._failed_build):
                     try:
-                        self._index = Index.load(self.settings.index_dir)
+                        self._index = self.store.load()
                         self._failed_build, self.load_problem = None, None
                     except IndexError_ as exc:
                         if self._index is None:
@@ -174,7 +177,7 @@ class Retriever:
         self.index  # noqa: B018 - picks up a newer build first
         if self.load_problem:
             return self.load_problem
-        return self._index.disk_problem(self.settings.index_dir)
+        return self._index.disk_problem()
 
     def clear_cache(self) -> None:
         self._query_cache.clear()
@@ -204,6 +207,21 @@ class Retriever:
         if not query:
             return []
         index = self.index
+        with index.reading():
+            hits = self._ranked_hits(index, query, k, mode, filters)
+        if not merge:
+            return hits[:k]
+        # Merge among the top hits, taking more until k distinct passages remain.
+        n = k
+        merged = merge_neighbours(hits[:n])
+        while len(merged) < k and n < len(hits):
+            n += 1
+            merged = merge_neighbours(hits[:n])
+        return merged[:k]
+
+    def _ranked_hits(
+        self, index: Snapshot, query: str, k: int, mode: str, filters: Filters | None
+    ) -> list[Hit]:
         n = len(index)
         if n == 0:
             return []
@@ -214,14 +232,14 @@ class Retriever:
         dense_rows: list[int] = []
         lexical_rows: list[int] = []
         if mode in ("dense", "hybrid"):
-            scores, rows = index.faiss.search(self.embed_query(query)[None, :], depth)
-            dense_rows = [int(r) for r in rows[0] if r >= 0]
-            dense = {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+            found = index.dense_search(self.embed_query(query), depth)
+            dense_rows = [r for r, _ in found]
+            dense = dict(found)
         if mode in ("lexical", "hybrid"):
-            all_scores = index.lexical.scores(query)
-            top = np.argsort(-all_scores, kind="stable")[:depth]
-            lexical_rows = [int(r) for r in top if all_scores[r] > 0]
-            lexical = {r: float(all_scores[r]) for r in lexical_rows}
+            found = index.lexical_search(query, depth)
+            lexical_rows = [r for r, _ in found]
+            lexical = dict(found)
+        chunks = index.lookup(list(dict.fromkeys(dense_rows + lexical_rows)))
 
         if mode == "dense":
             ranked = [(r, dense[r]) for r in dense_rows]
@@ -230,33 +248,31 @@ class Retriever:
         else:
             # Trust the lexical ranking as far as the query's words occur in the corpus:
             # an English question over Russian articles matches only numbers and names.
-            lexical_weight = self.settings.lexical_weight * index.lexical.coverage(query)
+            lexical_weight = self.settings.lexical_weight * index.lexical_coverage(query)
             fused = hybrid_scores(
                 [(dense_rows, self.settings.dense_weight), (lexical_rows, lexical_weight)],
-                index.chunk_files,
+                {row: c.file for row, c in chunks.items()},
                 self.settings.rrf_k,
                 self.settings.article_weight,
             )
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
         if mode == "hybrid":  # a cosine for every hit: the evidence-strength signal
-            qvec = self.embed_query(query)
-            for row, _ in ranked:
-                if row not in dense:
-                    dense[row] = float(index.vectors[row] @ qvec)
-        hits = []
+            missing = [row for row, _ in ranked if row not in dense]
+            dense.update(index.similarities(self.embed_query(query), missing))
         documents = index.manifest.get("documents", {})
         if filters:
             ranked = [
                 (row, score)
                 for row, score in ranked
                 if filters.allows(
-                    documents.get(index.chunks[row].file, {}).get("date"),
-                    documents.get(index.chunks[row].file, {}).get("source", ""),
+                    documents.get(chunks[row].file, {}).get("date"),
+                    documents.get(chunks[row].file, {}).get("source", ""),
                 )
             ]
+        hits = []
         for rank, (row, score) in enumerate(ranked, 1):
-            c = index.chunks[row]
+            c = chunks[row]
             meta = documents.get(c.file, {})
             hits.append(
                 Hit(
@@ -275,12 +291,4 @@ class Retriever:
                     meta.get("source", ""),
                 )
             )
-        if not merge:
-            return hits[:k]
-        # Merge among the top hits, taking more until k distinct passages remain.
-        n = k
-        merged = merge_neighbours(hits[:n])
-        while len(merged) < k and n < len(hits):
-            n += 1
-            merged = merge_neighbours(hits[:n])
-        return merged[:k]
+        return hits

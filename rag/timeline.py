@@ -9,7 +9,6 @@ article text the index keeps, like any citation.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -35,25 +34,8 @@ class Entry:
 
 
 def article_texts(index) -> dict[str, str]:
-    """Every indexed article's text: extracted text for converted files, else the chunks
-    laid back at their offsets (the parts between chunks are boilerplate, blanked)."""
-    texts: dict[str, str] = {}
-    extracted = index.path / "extracted.jsonl"
-    if extracted.exists():
-        for line in extracted.read_text("utf-8").splitlines():
-            row = json.loads(line)
-            texts[row["file"]] = row["text"]
-    pieces: dict[str, list] = {}
-    for chunk in index.chunks:
-        if chunk.file not in texts:
-            pieces.setdefault(chunk.file, []).append(chunk)
-    for file, chunks in pieces.items():
-        size = max(c.end for c in chunks)
-        buf = [" "] * size
-        for c in chunks:
-            buf[c.start : c.end] = c.text
-        texts[file] = "".join(buf)
-    return texts
+    """Every indexed article's text (see ``Snapshot.article_texts``)."""
+    return index.article_texts()
 
 
 def build(index, query: str) -> list[Entry]:
