@@ -162,7 +162,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         events = engine.ask(args.question, history, use_llm=not args.no_llm, filters=_filters(args))
         result = {}
         for event in events:
-            if event["type"] == "token" and not args.json:
+            if event["type"] == "token" and not (args.json or args.markdown):
                 print(event["text"], end="", flush=True)
             elif event["type"] == "done":
                 result = event["result"]
@@ -182,6 +182,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "filters",
         )
         print(json.dumps({k: result[k] for k in keys}, ensure_ascii=False, indent=1))
+        return 0
+    if args.markdown:  # the same document the UI's conversation export gives
+        from .export import Turn, to_markdown
+
+        print(to_markdown([Turn.from_result(result)], engine.settings.language), end="")
         return 0
     print("\n")
     if result["fallback"]:
@@ -281,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common], help="answer a question with citations")
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="the answer and its sources as Markdown")
     p.add_argument("--history", help="JSON file: [[user, assistant], ...]")
     p.add_argument("--no-llm", action="store_true", help="extractive answer, no LLM")
     _filter_options(p)

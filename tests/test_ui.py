@@ -72,21 +72,24 @@ def test_upload_names_are_checked(tmp_path):
     assert add_articles(settings, [("ok.txt", text)], overwrite=True)[0].startswith("✅")
 
 
-def test_answer_text_marks_unsupported_sentences_and_the_extractive_fallback():
+def test_answer_text_marks_unsupported_sentences_and_says_when_made_of_article_sentences():
     result = {
         "answer": "Предотвращено 11 терактов [1]. Их было сто [2].",
         "unsupported": ["Их было сто [2]."],
         "fallback": "echo",
+        "llm": "qwen",
     }
     text = format_answer(result, LABELS["ru"])
-    assert text.startswith(f"_ℹ️ {LABELS['ru']['fallback_echo']}_")
+    assert text.startswith(f"_ℹ️ {LABELS['ru']['made_of_sentences']}_")
     assert f"⚠️ Их было сто [2]. _({LABELS['ru']['unsupported']})_" in text
-    assert format_answer({"answer": "Да [1].", "fallback": None}, LABELS["en"]) == "Да [1]."
+    plain = {"answer": "Да [1].", "fallback": None, "llm": "qwen"}
+    assert format_answer(plain, LABELS["en"]) == "Да [1]."
     for lang in LABELS:
-        for why in ("language", "off_type"):
-            assert LABELS[lang][f"fallback_{why}"] in format_answer(
-                {"answer": "Да [1].", "fallback": why}, LABELS[lang]
-            )
+        for why in ("echo", "language", "off_type"):  # never which check fired
+            shown = format_answer({**plain, "fallback": why}, LABELS[lang])
+            assert shown == f"_ℹ️ {LABELS[lang]['made_of_sentences']}_\n\nДа [1]."
+        no_model = format_answer({**plain, "llm": None}, LABELS[lang])
+        assert LABELS[lang]["made_of_sentences"] in no_model
 
 
 CHROMIUM_ARGS = [

@@ -25,13 +25,14 @@ from .state import Prefs
 log = logging.getLogger(__name__)
 
 CSS = """
-#article-view { max-height: 520px; overflow-y: auto; white-space: pre-wrap; line-height: 1.5;
+.article-view { max-height: 520px; overflow-y: auto; white-space: pre-wrap; line-height: 1.5;
   border: 1px solid var(--border-color-primary); padding: 12px; border-radius: 8px; }
-#article-view mark { background: #ffe066; padding: 1px 0; }
+.article-view mark, #search-results mark { background: #ffe066; padding: 1px 0; }
 .passage { border-left: 3px solid #4c6ef5; padding: 4px 10px; margin: 8px 0; }
 .passage small { color: var(--body-text-color-subdued); }
 .unsupported { background: #ffe3e3; }
-#cite-target, #cite-open { display: none !important; }
+#cite-target, #cite-open, #hit-target, #hit-open { display: none !important; }
+#chatbot a.cite.near { font-weight: 400; text-decoration: underline; }
 #chatbot a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; border-radius: 4px; }
 #chatbot a.cite:hover, #chatbot a.cite:focus { background: #ffe066; outline: 2px solid #4c6ef5; }
 """
@@ -42,7 +43,7 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
     with gr.Blocks(title=labels["title"]) as app:
         gr.Markdown(f"## {labels['title']}")
         prefs = gr.State(Prefs.from_settings(engine.settings).to_state())
-        ctx = UIContext(engine, labels, prefs)
+        ctx = UIContext(engine, labels, prefs, lang if lang in ("ru", "en") else "ru")
         build_chat_tab(ctx)
         build_search_tab(ctx)
         refresh, refreshed = build_articles_tab(ctx)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import gradio as gr
 
 from ..answer import QuestionError
+from ..export import Turn, to_json, to_markdown
 from ..index import IndexError_
 from ..llm import LLMError
 from .context import UIContext
 from .render import (
+    answer_view,
     citation_choices,
-    format_answer,
-    link_citations,
+    reader_error,
     render_article,
     render_passages,
 )
@@ -22,22 +27,24 @@ from .state import ChatView
 
 log = logging.getLogger(__name__)
 
-# A click (or Enter) on a [n] link in the chat names its citation in a hidden box, whose
-# hidden button opens the article; a counter makes the same link work twice in a row.
+# A click (or Enter) on a [n] link in the chat (or on a search hit's title) names its
+# target in a hidden box, whose hidden button opens the article; a counter makes the same
+# link work twice in a row.
 CITE_LINKS_JS = """() => {
   if (window.newsragCiteLinks) return;
   window.newsragCiteLinks = true;
   let count = 0;
   document.addEventListener('click', (event) => {
-    const link = event.target.closest('a.cite');
+    const link = event.target.closest('a.cite, a.hit');
     if (!link) return;
     event.preventDefault();
     event.stopPropagation();
-    const box = document.querySelector('#cite-target textarea');
+    const kind = link.classList.contains('hit') ? 'hit' : 'cite';
+    const box = document.querySelector(`#${kind}-target textarea`);
     if (!box) return;
-    box.value = link.getAttribute('href').replace('#cite-', '') + '|' + (++count);
+    box.value = link.getAttribute('href').replace(`#${kind}-`, '') + '|' + (++count);
     box.dispatchEvent(new Event('input', {bubbles: true}));
-    setTimeout(() => document.querySelector('#cite-open').click(), 50);
+    setTimeout(() => document.querySelector(`#${kind}-open`).click(), 50);
   }, true);
 }"""
 
@@ -47,7 +54,13 @@ SCROLL_JS = """() => { setTimeout(() => {
 
 
 def answer_steps(
-    ctx: UIContext, message: str, history: list, chat: list, prefs: dict, cited: list
+    ctx: UIContext,
+    message: str,
+    history: list,
+    chat: list,
+    prefs: dict,
+    cited: list,
+    turns: list | None = None,
 ) -> Iterator[ChatView]:
     """The chat column after each event of ``Engine.ask``: status, passages, tokens, answer."""
     labels, settings = ctx.labels, ctx.settings
@@ -88,12 +101,15 @@ def answer_steps(
             elif event["type"] == "done":
                 result = event["result"]
                 cites = result["citations"]
-                cited = [*(cited or []), cites]
-                text = format_answer(result, labels)
-                chat[-1]["content"] = link_citations(text, cites, len(cited) - 1)
+                text, targets = answer_view(result, labels, len(cited or []))
+                cited = [*(cited or []), targets]  # what the answer's links open
+                chat[-1]["content"] = text
                 history = [*history, (message, result["answer"])]
                 choices = citation_choices(cites)
-                yield ChatView(chat, history, citations=cites, choices=choices, cited=cited)
+                turns = [*(turns or []), Turn.from_result(result)]
+                yield ChatView(
+                    chat, history, citations=cites, choices=choices, cited=cited, turns=turns
+                )
     except GeneratorExit:  # Stop or a closed tab: free the LLM now, not at GC
         events.close()
         raise
@@ -103,7 +119,7 @@ def answer_steps(
         yield ChatView(chat, history)
     except (LLMError, IndexError_, OSError, RuntimeError) as exc:
         log.exception("answer failed")
-        chat[-1]["content"] = "⚠️ " + labels["error"].format(exc=exc)
+        chat[-1]["content"] = "⚠️ " + labels["error"].format(exc=reader_error(exc, labels))
         yield ChatView(chat, history)
 
 
@@ -112,6 +128,8 @@ def build_chat_tab(ctx: UIContext) -> None:
     history_state = gr.State([])  # [(question, answer)] of this browser session
     citations_state = gr.State([])  # citations of the last answer
     cited_state = gr.State([])  # citations of every answer, by its number in the chat
+    turns_state = gr.State([])  # every answer as exported (rag.export.Turn)
+    exports = tempfile.TemporaryDirectory(prefix="newsrag-exports-")
     with gr.Tab(labels["chat"], id="chat"), gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=labels["chat"], height=460, elem_id="chatbot")
@@ -129,15 +147,39 @@ def build_chat_tab(ctx: UIContext) -> None:
             citation_pick = gr.Radio(
                 [], label=labels["citations"], elem_id="citations", type="value"
             )
+            with gr.Row():
+                export_md = gr.DownloadButton(
+                    labels["export_md"], elem_id="export-md", interactive=False, size="sm"
+                )
+                export_json = gr.DownloadButton(
+                    labels["export_json"], elem_id="export-json", interactive=False, size="sm"
+                )
             cite_target = gr.Textbox(elem_id="cite-target", show_label=False, container=False)
             cite_open = gr.Button("[n]", elem_id="cite-open")
         with gr.Column(scale=2):
             evidence = gr.HTML(f"<p>{labels['evidence']}</p>", elem_id="evidence")
             article = gr.HTML(f"<p>{labels['pick']}</p>", elem_id="article")
 
-    def respond(message: str, history: list, chat: list, prefs: dict, cited: list):
-        for view in answer_steps(ctx, message, history, chat, prefs, cited):
+    def respond(message: str, history: list, chat: list, prefs: dict, cited: list, turns: list):
+        for view in answer_steps(ctx, message, history, chat, prefs, cited, turns):
             yield view.values()
+
+    def export_files(turns: list):
+        """The conversation so far as a Markdown and a JSON file to download."""
+        if not turns:
+            off = gr.update(value=None, interactive=False)
+            return off, off
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        folder = Path(exports.name) / uuid.uuid4().hex
+        folder.mkdir()
+        name = "conversation-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        md, js = folder / f"{name}.md", folder / f"{name}.json"
+        md.write_text(to_markdown(turns, ctx.lang, stamp), encoding="utf-8")
+        js.write_text(to_json(turns, stamp), encoding="utf-8")
+        return (
+            gr.update(value=str(md), interactive=True),
+            gr.update(value=str(js), interactive=True),
+        )
 
     def open_cited(target: str, cited: list):
         """``turn-n|count`` from a link in the chat: that answer's citation n."""
@@ -159,19 +201,25 @@ def build_chat_tab(ctx: UIContext) -> None:
         return render_article(ctx.settings, c["file"], c["start"], c["end"], c.get("text"), labels)
 
     def clear_all():
-        empty = ChatView([], [], evidence=f"<p>{labels['evidence']}</p>", choices=[], cited=[])
-        return (*empty.values(), f"<p>{labels['pick']}</p>")
+        empty = ChatView(
+            [], [], evidence=f"<p>{labels['evidence']}</p>", choices=[], cited=[], turns=[]
+        )
+        off = gr.update(value=None, interactive=False)
+        return (*empty.values(), f"<p>{labels['pick']}</p>", off, off)
 
     outputs = [
         *(chatbot, history_state, evidence, citations_state, citation_pick, question),
         cited_state,
+        turns_state,
     ]
-    inputs = [question, history_state, chatbot, ctx.prefs, cited_state]
+    inputs = [question, history_state, chatbot, ctx.prefs, cited_state, turns_state]
     run = {"concurrency_limit": ctx.engine.llm_slots(), "concurrency_id": "llm"}
     submit = question.submit(respond, inputs, outputs, api_visibility="private", **run)
     click = send.click(respond, inputs, outputs, api_name="ask", **run)
+    for answered in (submit, click):
+        answered.then(export_files, turns_state, [export_md, export_json])
     stop.click(None, None, None, cancels=[submit, click])
-    clear.click(clear_all, None, [*outputs, article])
+    clear.click(clear_all, None, [*outputs, article, export_md, export_json])
     citation_pick.change(show_citation, [citation_pick, citations_state], article).then(
         None, None, None, js=SCROLL_JS
     )

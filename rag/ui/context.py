@@ -14,6 +14,7 @@ class UIContext:
     engine: Engine
     labels: dict[str, str]
     prefs: gr.State  # a ``Prefs`` as a dict, per browser session
+    lang: str = "ru"  # of the labels, and of exported conversations
 
     @property
     def settings(self):

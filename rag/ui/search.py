@@ -1,4 +1,5 @@
-"""The Search tab: ranked passages for a query, without an answer."""
+"""The Search tab: ranked passages for a query, without an answer; each hit opens its
+article at the passage."""
 
 from __future__ import annotations
 
@@ -8,38 +9,61 @@ import gradio as gr
 
 from ..index import IndexError_
 from .context import UIContext
-from .render import render_passages
+from .render import reader_error, render_article, render_hits
 
 MODES = ["hybrid", "dense", "lexical"]
 
+SCROLL_JS = """() => { setTimeout(() => {
+  const m = document.querySelector('#search-article-view mark');
+  if (m) m.scrollIntoView({block: 'center'}); }, 150); }"""
 
-def search_html(ctx: UIContext, query: str, mode: str, prefs: dict) -> str:
+
+def search_hits(ctx: UIContext, query: str, mode: str, prefs: dict) -> tuple[str, list[dict]]:
+    """The results' HTML and the hits they link to."""
     labels, settings = ctx.labels, ctx.settings
     query = " ".join((query or "").split())
     if not query:
-        return f"<p>{html.escape(labels['empty_query'])}</p>"
+        return f"<p>{html.escape(labels['empty_query'])}</p>", []
     if len(query) > settings.max_question_chars:
-        return (
-            f"<p>⚠️ {html.escape(labels['long_query'].format(max=settings.max_question_chars))}</p>"
-        )
+        too_long = labels["long_query"].format(max=settings.max_question_chars)
+        return f"<p>⚠️ {html.escape(too_long)}</p>", []
     try:
-        hits = ctx.engine.search(query, k=max(5, prefs["k"]), mode=mode)
-    except IndexError_ as exc:
-        return f"<p>⚠️ {html.escape(str(exc))}</p>"
-    return render_passages([h.to_dict() for h in hits], labels["none"])
+        hits = [h.to_dict() for h in ctx.engine.search(query, k=max(5, prefs["k"]), mode=mode)]
+    except (IndexError_, OSError) as exc:
+        return f"<p>⚠️ {html.escape(reader_error(exc, labels))}</p>", []
+    return render_hits(hits, query, labels), hits
 
 
 def build_search_tab(ctx: UIContext) -> None:
     labels = ctx.labels
+    hits_state = gr.State([])
     with gr.Tab(labels["search"], id="search"):
         with gr.Row():
             query = gr.Textbox(label=labels["query"], elem_id="search-query", scale=4)
             mode = gr.Radio(MODES, value=ctx.settings.search_mode, label=labels["mode"], scale=2)
         find = gr.Button(labels["find"], elem_id="search-button")
-        results = gr.HTML(elem_id="search-results")
+        with gr.Row():
+            results = gr.HTML(elem_id="search-results")
+            article = gr.HTML(elem_id="search-article")
+        hit_target = gr.Textbox(elem_id="hit-target", show_label=False, container=False)
+        hit_open = gr.Button("hit", elem_id="hit-open")
 
-    def run_search(q: str, m: str, prefs: dict) -> str:
-        return search_html(ctx, q, m, prefs)
+    def run_search(q: str, m: str, prefs: dict):
+        return search_hits(ctx, q, m, prefs)
+
+    def open_hit(target: str, hits: list):
+        """``i|count`` from a hit's link: that hit's article, the passage highlighted."""
+        try:
+            i = int((target or "").split("|")[0])
+        except ValueError:
+            return gr.update()
+        if not 0 <= i < len(hits or []):
+            return gr.update()
+        h = hits[i]
+        return render_article(
+            ctx.settings, h["file"], h["start"], h["end"], h["text"], labels, "search-article-view"
+        )
 
     for trigger in (find.click, query.submit):
-        trigger(run_search, [query, mode, ctx.prefs], results, concurrency_limit=4)
+        trigger(run_search, [query, mode, ctx.prefs], [results, hits_state], concurrency_limit=4)
+    hit_open.click(open_hit, [hit_target, hits_state], article).then(None, None, None, js=SCROLL_JS)

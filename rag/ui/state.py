@@ -42,9 +42,11 @@ class ChatView:
     citations: list = field(default_factory=list)
     choices: Any = KEEP  # the citation radio's choices; [] clears it
     question: str = ""
-    cited: Any = KEEP  # the citations of every answer so far, for the links in the chat
+    cited: Any = KEEP  # what the links of every answer so far open (citations, or the
+    # closest passages of a refusal)
+    turns: Any = KEEP  # every answer so far as exported (rag.export.Turn)
 
-    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question", "cited")
+    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question", "cited", "turns")
 
     def values(self) -> tuple:
         out = []
