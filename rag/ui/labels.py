@@ -78,7 +78,7 @@ RU = {
     "err_index_busy": "Индекс сейчас обновляется; попробуйте ещё раз через минуту.",
     "err_index": "Индекс повреждён или недоступен: обновите его на вкладке «Статьи» "
     "(подробности в журнале сервера).",
-    "err_llm": "Языковая модель недоступна или не ответила (подробности в журнале сервера). "
+    "err_llm": "Языковая модель недоступна или не ответила: {detail}. "
     "Попробуйте ещё раз или выберите в «Настройках» ответы из предложений статей.",
     "err_os": "Сервер не смог прочитать или записать файл ({detail}).",
     "err_corpus": "Статью не удалось прочитать ({detail}).",
@@ -189,8 +189,8 @@ EN = {
     "err_index_busy": "The index is being updated; try again in a minute.",
     "err_index": "The index is damaged or unavailable: update it on the Articles tab "
     "(details in the server log).",
-    "err_llm": "The language model is unavailable or did not answer (details in the server "
-    "log). Try again, or choose answers made of article sentences in Settings.",
+    "err_llm": "The language model is unavailable or did not answer: {detail}. "
+    "Try again, or choose answers made of article sentences in Settings.",
     "err_os": "The server could not read or write a file ({detail}).",
     "err_corpus": "The article could not be read ({detail}).",
     "err_internal": "Internal server error; details in the server log.",

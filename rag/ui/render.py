@@ -39,7 +39,7 @@ def reader_error(exc: BaseException, labels: dict = RU) -> str:
     if isinstance(exc, IndexError_):
         return labels["err_index"]
     if isinstance(exc, LLMError):
-        return labels["err_llm"]
+        return labels["err_llm"].format(detail=without_paths(str(exc)))
     if isinstance(exc, OSError):
         return labels["err_os"].format(detail=exc.strerror or type(exc).__name__)
     if isinstance(exc, CorpusError):
