@@ -239,19 +239,25 @@ def _claims(text: str, names_only: bool = False) -> list[_Word]:
     return out
 
 
-def unsupported_claims(sentence: str, passage: str | Vocabulary) -> list[str]:
-    """The names, places, numbers, dates and actions of ``sentence`` that ``passage``
-    does not contain. Words in a script the passage is not written in (an English
-    answer about a Russian article) cannot be compared by spelling and are skipped."""
-    vocabulary = passage if isinstance(passage, Vocabulary) else Vocabulary([passage])
+def _absent(words: list, vocabulary: Vocabulary) -> list[str]:
+    """The texts of ``words`` that ``vocabulary`` lacks, once each, in order; a word in a
+    script the vocabulary is not written in cannot be compared by spelling and is skipped."""
     missing = []
-    for word in _claims(sentence):
+    for word in words:
         script = _script(word.text)
         if script is not None and script != vocabulary.script:
             continue
         if not vocabulary.has(word):
             missing.append(word.text)
     return list(dict.fromkeys(missing))
+
+
+def unsupported_claims(sentence: str, passage: str | Vocabulary) -> list[str]:
+    """The names, places, numbers, dates and actions of ``sentence`` that ``passage``
+    does not contain. Words in a script the passage is not written in (an English
+    answer about a Russian article) cannot be compared by spelling and are skipped."""
+    vocabulary = passage if isinstance(passage, Vocabulary) else Vocabulary([passage])
+    return _absent(_claims(sentence), vocabulary)
 
 
 def question_details(question: str) -> list[str]:
@@ -264,14 +270,7 @@ def missing_details(question: str, evidence: Iterable[str] | Vocabulary) -> list
     evidence texts: asked about 2005 when the passages speak of 2015, the articles do not
     answer the question even though they are about its topic."""
     vocabulary = evidence if isinstance(evidence, Vocabulary) else Vocabulary(evidence)
-    missing = []
-    for word in _claims(question, names_only=True):
-        script = _script(word.text)
-        if script is not None and script != vocabulary.script:
-            continue
-        if not vocabulary.has(word):
-            missing.append(word.text)
-    return list(dict.fromkeys(missing))
+    return _absent(_claims(question, names_only=True), vocabulary)
 
 
 def missing_terms_share(question: str, evidence: Vocabulary) -> float:
