@@ -72,9 +72,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"data": [{"id": "fault"}]})
 
 
+class LocalServer(ThreadingHTTPServer):
+    """An HTTP server on a free loopback port, serving from a daemon thread at once."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI-compatible API root."""
+        return f"{self.base_url}/v1"
+
+
 def start() -> tuple[ThreadingHTTPServer, str]:
     """The running server and its base URL (add ``/<mode>/v1``)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    server = LocalServer(_Handler)
+    return server, server.base_url

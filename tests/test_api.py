@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import openai
@@ -16,6 +16,7 @@ from rag.engine import Engine
 from rag.processes import stop_server
 from rag.settings import Settings
 from rag.ui.app import build_app
+from tests.fault_llm import LocalServer
 from tests.test_ui import _start
 
 USER, PASSWORD = "reader", "s3cret-key"
@@ -161,18 +162,13 @@ def test_conversation_pairs_turns():
     assert conversation(ChatRequest(messages=messages).messages) == ("q2", [("q1", "a1")])
 
 
-class SlowLLMServer(ThreadingHTTPServer):
+class SlowLLMServer(LocalServer):
     """An OpenAI-compatible chat server that holds each answer for ``delay`` seconds, or
     answers HTTP 500 when ``fail``; it records when each request started and ended."""
 
     def __init__(self, delay: float = 0.0, fail: bool = False):
         self.delay, self.fail, self.spans = delay, fail, []
-        super().__init__(("127.0.0.1", 0), _SlowHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        super().__init__(_SlowHandler)
 
 
 class _SlowHandler(BaseHTTPRequestHandler):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from rag.processes import stop_server
+from tests.fault_llm import LocalServer
 from tests.test_ui import ARTIFACTS, CHROMIUM_ARGS, _start
 
 QUESTION = "Сколько терактов предотвращено с 2014 года?"
@@ -22,20 +23,13 @@ WORDS = 400  # a long answer: 400 words at STEP_S each take 80 s
 STEP_S = 0.2
 
 
-class DrippingLLMServer(ThreadingHTTPServer):
+class DrippingLLMServer(LocalServer):
     """OpenAI-compatible chat streaming, one word every ``STEP_S`` seconds."""
-
-    daemon_threads = True
 
     def __init__(self):
         self.requests: list[dict] = []
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _DrippingHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+        super().__init__(_DrippingHandler)
 
 
 class _DrippingHandler(BaseHTTPRequestHandler):
@@ -124,7 +118,6 @@ def test_stop_and_a_closed_tab_free_the_llm_for_the_next_user(tmp_path, built_en
         stop_server(proc)
 
     a, b, c, d = dripping.requests[:4]
-    print({k: r for k, r in zip("abcd", dripping.requests, strict=False)})
     # the abandoned answers were cut off by the app, long before their end
     assert a["hung_up"] and a["finished"] is None and a["sent"] < WORDS / 4, a
     assert c["hung_up"] and c["finished"] is None and c["sent"] < WORDS / 4, c
