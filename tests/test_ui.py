@@ -124,6 +124,17 @@ UI_TEXTS_JS = """() => {
 }"""
 
 
+def tab_to(page, selector: str, key: str = "Tab", presses: int = 60) -> None:
+    """Press ``key`` until the focused element matches ``selector``: keyboard-only
+    navigation must reach it within ``presses`` presses."""
+    focused = f"() => document.activeElement.matches({selector!r})"
+    for _ in range(presses):
+        page.keyboard.press(key)
+        if page.evaluate(focused):
+            return
+    assert page.evaluate(focused), f"{key} never reached {selector}"
+
+
 def _cyrillic(texts: list[str]) -> list[str]:
     return sorted({t for t in texts if any("\u0400" <= ch <= "\u04ff" for ch in t)})
 
@@ -344,11 +355,7 @@ def test_citations_in_the_answer_open_their_span_by_mouse_and_keyboard(server):
 
         # keyboard only: Tab from the question box reaches the link, Enter opens it
         page.locator("#question textarea").focus()
-        for _ in range(60):
-            page.keyboard.press("Shift+Tab")
-            if page.evaluate("() => document.activeElement.matches('a.cite')"):
-                break
-        assert page.evaluate("() => document.activeElement.matches('a.cite')")
+        tab_to(page, "a.cite", "Shift+Tab")
         page.screenshot(path="/tmp/ui_cite_focus.png")
         page.keyboard.press("Enter")
         mark = page.locator("#article-view mark")

@@ -27,7 +27,7 @@ from rag.ui.render import (
 )
 from rag.ui.store import article_rows, corpus_file, delete_article, replace_article
 from tests.conftest import CORPUS
-from tests.test_ui import CHROMIUM_ARGS
+from tests.test_ui import CHROMIUM_ARGS, tab_to
 
 RU = LABELS["ru"]
 GOLD = "000_14c9b7630dbfab34.txt"  # the article on the 11 prevented attacks
@@ -246,11 +246,7 @@ def test_a_search_hit_opens_its_article_at_the_passage_with_query_words_marked(r
 
     # the keyboard reaches a hit's link too
     page.locator("#search-query textarea").focus()
-    for _ in range(40):
-        page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement.matches('a.hit')"):
-            break
-    assert page.evaluate("() => document.activeElement.matches('a.hit')")
+    tab_to(page, "a.hit", presses=40)
     page.close()
 
 
