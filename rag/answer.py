@@ -21,6 +21,7 @@ from .chunking import sentence_spans
 from .citations import Passage, check_answer, parse_markers, strip_markers
 from .errors import RagError
 from .lexical import tokenize
+from .llm import Waiting
 
 
 def _visible(ch: str) -> str:
@@ -386,9 +387,15 @@ def ask(
         )
         temp = settings.temperature if temperature is None else temperature
         pieces = 0
-        stream = llm.stream(messages, settings.llm_max_tokens, temp)
+        # every LLM backend of the engine is shared (rag.llm.SharedLLM); a bare one, as a
+        # test may pass, never waits
+        in_turn = getattr(llm, "stream_in_turn", llm.stream)
+        stream = in_turn(messages, settings.llm_max_tokens, temp)
         try:
             for piece in stream:
+                if isinstance(piece, Waiting):  # others' answers hold the model
+                    yield {"type": "queued", "position": piece.position}
+                    continue
                 if not raw:
                     timings["first_token_s"] = time.perf_counter() - started
                 raw += piece

@@ -106,7 +106,7 @@ def check_login(credentials: tuple[str, str] | None):
 
 
 def create_router(engine: Engine, credentials: tuple[str, str] | None = None) -> APIRouter:
-    """The ``/v1`` routes. Answers share the engine's LLM limit (``Engine.llm_gate``) with
+    """The ``/v1`` routes. Answers share the engine's LLM limit (``Engine.llm_slots_queue``) with
     the UI, so the two together never generate more answers at once than it allows."""
     router = APIRouter(prefix="/v1", dependencies=[Depends(check_login(credentials))])
 

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from .index import BuildReport, IndexBuilder, IndexMissingError, corpus_status
 from .lexical import tokenize
+from .llm import SlotQueue
 from .retrieve import Hit, Retriever
 from .settings import Settings
 from .store import Snapshot, Store, open_store
@@ -47,7 +48,7 @@ class Engine:
         self._load_lock = threading.Lock()
         self._llm_backend = llm
         # the one limit on answers generated at once, for the UI, the API and the CLI
-        self.llm_gate = threading.BoundedSemaphore(self.llm_slots())
+        self.llm_slots_queue = SlotQueue(self.llm_slots())
 
     @cached_property
     def embedder(self):
@@ -98,7 +99,7 @@ class Engine:
     @cached_property
     def llm(self):
         """The configured LLM (None when none is configured), its prompt prefix evaluated,
-        behind ``llm_gate``."""
+        behind ``llm_slots_queue``."""
         from . import prompts
         from .llm import SharedLLM, load_llm
 
@@ -107,7 +108,7 @@ class Engine:
             if llm is None:
                 return None
             llm.warm_prefix(prompts.fixed_messages())
-            return SharedLLM(llm, self.llm_gate)
+            return SharedLLM(llm, self.llm_slots_queue)
 
     def llm_slots(self) -> int:
         """Answers that may run at once: a model server's parallel slots, else one (the

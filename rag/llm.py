@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -281,6 +283,61 @@ def _sse_pieces(lines: Iterator[str], where: str) -> Iterator[str]:
         raise LLMError(f"{where} ended the answer stream before it was complete")
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A place in the line for the LLM (1: next), while every slot is busy."""
+
+    position: int
+
+
+class SlotQueue:
+    """The engine's one limit on answers generated at once, first come first served.
+
+    A semaphore would let waiters in in any order and cannot tell a waiter its place; this
+    keeps a line, so a user who waits is shown where they stand and is never overtaken."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._line: deque[object] = deque()
+
+    def join(self) -> object:
+        ticket = object()
+        with self._cond:
+            self._line.append(ticket)
+        return ticket
+
+    def take(self, ticket: object, timeout: float) -> int:
+        """0 once ``ticket`` holds a slot, else its place in line after ``timeout`` s."""
+        with self._cond:
+            ready = self._cond.wait_for(
+                lambda: self._line[0] is ticket and self._busy < self.slots, timeout
+            )
+            if not ready:
+                return self._line.index(ticket) + 1
+            self._line.popleft()
+            self._busy += 1
+            self._cond.notify_all()  # with several slots the next in line may go too
+            return 0
+
+    def leave(self, ticket: object) -> None:
+        """Give up a place in line (Stop or a closed tab while waiting)."""
+        with self._cond:
+            if ticket in self._line:
+                self._line.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._line)
+
+
 class SharedLLM:
     """A backend behind the engine's one limit on answers generated at once.
 
@@ -290,15 +347,26 @@ class SharedLLM:
     the stream ends or is closed (Stop, a closed tab), not when it is garbage-collected.
     Everything else is the backend's own."""
 
-    def __init__(self, backend, gate: threading.Semaphore):
+    def __init__(self, backend, slots: SlotQueue, every: float = 1.0):
         self.backend = backend
-        self.gate = gate
+        self.slots = slots
+        self.every = every  # how often a waiter is told its place
 
     def __getattr__(self, name: str):
         return getattr(self.backend, name)
 
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
-        with self.gate:
+    def stream_in_turn(
+        self, messages: list[dict], max_tokens: int, temperature: float
+    ) -> Iterator[str | Waiting]:
+        """The answer's text pieces, preceded by ``Waiting`` while others hold the slots."""
+        ticket = self.slots.join()
+        try:
+            while place := self.slots.take(ticket, self.every):
+                yield Waiting(place)
+        except BaseException:
+            self.slots.leave(ticket)
+            raise
+        try:
             pieces = self.backend.stream(messages, max_tokens, temperature)
             try:
                 yield from pieces
@@ -306,6 +374,18 @@ class SharedLLM:
                 close = getattr(pieces, "close", None)  # a plain iterator has none
                 if close is not None:
                     close()
+        finally:
+            self.slots.release()
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+        """The text pieces only (waiting silently for a slot)."""
+        pieces = self.stream_in_turn(messages, max_tokens, temperature)
+        try:
+            for piece in pieces:
+                if not isinstance(piece, Waiting):
+                    yield piece
+        finally:
+            pieces.close()
 
 
 def load_llm(settings: Settings):

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from rag.engine import Engine
+from rag.llm import SlotQueue
 from rag.processes import free_port
 from rag.ui.app import web_app
 
@@ -121,3 +122,51 @@ def test_ui_and_api_together_never_exceed_the_llm_limit(counted):
     # three UI and three API answers: two at a time, never more (before: up to 2 + 2)
     assert llm.peak == 2
     assert llm.active == 0
+
+
+def test_waiters_are_served_in_order_and_told_their_place():
+    slots = SlotQueue(1)
+    holder = slots.join()
+    assert slots.take(holder, 0.01) == 0  # a free slot: taken at once
+    first, second = slots.join(), slots.join()
+    assert slots.take(first, 0.01) == 1
+    assert slots.take(second, 0.01) == 2
+    slots.release()
+    assert slots.take(second, 0.01) == 2  # the free slot is the first waiter's
+    assert slots.take(first, 0.01) == 0
+    assert slots.take(second, 0.01) == 1
+    slots.leave(second)  # Stop while waiting: the place is given up
+    assert slots.waiting == 0
+    slots.release()
+    third = slots.join()
+    assert slots.take(third, 0.01) == 0
+
+
+def test_a_waiting_answer_shows_its_place_then_answers(built_engine):
+    """Two questions on one slot: the second is told it is next in line while the first is
+    generated, then gets its own answer; the UI's chat says the place too."""
+    from rag.ui.chat import answer_steps
+    from rag.ui.context import UIContext
+    from rag.ui.labels import labels_for
+    from rag.ui.state import Prefs
+
+    llm = CountingLLM(seconds=2.0)
+    engine = Engine(built_engine.settings, llm=llm)
+    engine.__dict__["embedder"] = built_engine.embedder
+    engine.llm.every = 0.2
+    first = engine.ask(QUESTION)
+    for event in first:  # hold the only slot: the first answer is being generated
+        if event["type"] == "token":
+            break
+    ctx = UIContext(engine, labels_for("ru"), prefs=None)
+    prefs = Prefs.from_settings(engine.settings).to_state()
+    shown: list[str] = []
+    finish_first = threading.Thread(target=lambda: [None for _ in first])
+    for view in answer_steps(ctx, QUESTION, [], [], prefs, []):
+        shown.append(view.chat[-1]["content"])
+        if shown[-1].startswith("⏳") and finish_first.ident is None:
+            finish_first.start()  # the first answer goes on and frees the slot
+    finish_first.join()
+    queued = [s for s in shown if s.startswith("⏳")]
+    assert queued and all(q == ctx.labels["queued"].format(n=1) for q in queued), shown
+    assert "11" in shown[-1] and llm.peak == 1

@@ -94,6 +94,9 @@ def answer_steps(
                 ]
                 passages = render_passages(event["passages"], labels["none"])
                 yield ChatView(chat, history, evidence=passages)
+            elif event["type"] == "queued":
+                chat[-1]["content"] = labels["queued"].format(n=event["position"])
+                yield ChatView(chat, history)
             elif event["type"] == "token":
                 streamed += event["text"]
                 chat[-1]["content"] = streamed
