@@ -77,6 +77,9 @@ class Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
+        if settings.embedding_threads:
+            # process-wide in torch: the embedder is its only user in this project
+            torch.set_num_threads(settings.embedding_threads)
         use_bf16 = settings.embedding_dtype == "bf16" or (
             settings.embedding_dtype == "auto" and cpu_has_bf16()
         )

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         "auto", "corpus/index", "bf16 where the CPU has it (auto), or forced"
     )
     embedding_batch_size: int = _f(16, "corpus/index", "passages per embedding batch", ge=1)
+    embedding_threads: int = _f(
+        0, "corpus/index", "CPU threads of the embedding model (torch); 0: all cores", ge=0
+    )
     query_prompt: str | None = _f(None, "corpus/index", "empty: the model's own query prompt")
     document_prompt: str | None = _f(None, "corpus/index", "empty: the model's own document prompt")
     # Chunking (sizes in the embedding model's tokens)
