@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ from gradio_client.utils import Status, StatusUpdate
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from rag.evaluate import answer_correct  # noqa: E402
 from rag.processes import (  # noqa: E402
     http_ok,
     log_tail,
@@ -183,6 +185,9 @@ class Record:
     run: float | None = None  # PROCESSING to FINISHED: the handler, streaming included
     queue_position: int | None = None  # largest rank reported while waiting (1 = next)
     error: str = ""
+    started: float = 0.0  # seconds since the run started, at submit
+    llm_place: int | None = None  # largest place in the app's line for the LLM (1 = next)
+    correct: bool | None = None  # an answer scored against its question's key, if it has one
 
 
 @dataclass
@@ -190,6 +195,7 @@ class Shared:
     deadline: float
     max_requests: int
     stop: threading.Event
+    started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     issued: int = 0
     records: list[Record] = field(default_factory=list)
@@ -286,6 +292,8 @@ def call(client: Client, api: str, args: tuple, timeout: float) -> tuple[object,
     meta = {"latency": time.time() - submitted}
     if job is not None:
         meta.update(queue_figures(job, submitted))
+        if api == "/ask":
+            meta["llm_place"] = llm_place(job)
     return result, meta, error
 
 
@@ -322,6 +330,23 @@ def queue_figures(job, submitted: float) -> dict:
     return out
 
 
+def llm_place(job) -> int | None:
+    """The largest place in the app's line for the LLM that the chat showed ("⏳ … 2-й")."""
+    places = []
+    try:
+        outputs = job.outputs()
+    except Exception:
+        return None
+    for out in outputs:
+        chat = out[0] if isinstance(out, (tuple, list)) and out else None
+        if isinstance(chat, list) and chat and isinstance(chat[-1], dict):
+            text = message_text(chat[-1])
+            if text.startswith("⏳"):
+                found = re.search(r"\d+", text)
+                places.append(int(found.group()) if found else 1)
+    return max(places) if places else None
+
+
 def user(
     n: int,
     url: str,
@@ -330,6 +355,7 @@ def user(
     questions: list[str],
     followups: list[str],
     args: argparse.Namespace,
+    keys: dict[str, list[str]] | None = None,
 ) -> None:
     rng = random.Random(args.seed * 1000 + n)
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
@@ -360,6 +386,7 @@ def user(
                 api, call_args = eps.ask, (rng.choice(followups), chat)
             else:
                 api, call_args = eps.ask, (rng.choice(questions), [])
+            at = time.monotonic() - shared.started
             result, meta, problem = call(client, api, call_args, args.timeout)
             if problem:
                 pass
@@ -370,6 +397,10 @@ def user(
                 problem = "" if ok else f"clear did not empty the chat: {str(result)[:200]}"
             else:
                 problem = check_answer(result, call_args[1])
+            correct = None
+            if kind == "answer" and not problem and keys and call_args[0] in keys:
+                text = re.sub(r"<[^>]+>", " ", message_text(result[0][-1]))  # no link markup
+                correct = answer_correct(text, keys[call_args[0]])
             if kind == "clear" and not problem:
                 chat, turns = [], 0
             elif kind in ("answer", "followup") and not problem:
@@ -384,6 +415,9 @@ def user(
                     run=meta.get("run"),
                     queue_position=meta.get("queue_position"),
                     error=problem,
+                    started=at,
+                    llm_place=meta.get("llm_place"),
+                    correct=correct,
                 )
             )
             if args.think:
@@ -419,6 +453,23 @@ def kind_stats(records: list[Record], elapsed: float) -> dict:
         out[f"{name}_p95_s"] = pct(values, 95)
         out[f"{name}_max_s"] = max(values) if values else None
     out["queue_position_max"] = max(positions) if positions else None
+    places = [r.llm_place for r in records if r.llm_place is not None]
+    out["llm_place_shown"] = len(places)
+    out["llm_place_max"] = max(places) if places else None
+    scored = [r for r in ok if r.correct is not None]
+    out["scored"] = len(scored)
+    out["accuracy"] = sum(r.correct for r in scored) / len(scored) if scored else None
+    return out
+
+
+def accuracy_by_part(records: list[Record], elapsed: float, parts: int = 3) -> list[dict]:
+    """Accuracy of the scored answers in each part of the run: do answers stay right?"""
+    out = []
+    for i in range(parts):
+        lo, hi = elapsed * i / parts, elapsed * (i + 1) / parts
+        scored = [r for r in records if r.correct is not None and lo <= r.started < hi]
+        right = sum(r.correct for r in scored)
+        out.append({"from_s": lo, "to_s": hi, "scored": len(scored), "right": right})
     return out
 
 
@@ -473,6 +524,28 @@ def render(report: dict) -> str:
         "process_starts (PROCESSING); pos = largest queue position reported (1 = next);",
         "run = PROCESSING to FINISHED (the handler and the streaming of its output).",
     ]
+    answers = [(k, report["kinds"][k]) for k in ("answer", "followup") if k in report["kinds"]]
+    for kind, st in answers:
+        place = st["llm_place_max"]
+        out.append(
+            f"{kind}: {st['llm_place_shown']} of {st['requests']} showed a place in the line "
+            f"for the LLM"
+            + (f" (at most {place})" if place else "")
+            + (
+                f"; accuracy {st['accuracy']:.2f} over {st['scored']} scored against the keys"
+                if st["scored"]
+                else ""
+            )
+        )
+    parts = [p for p in report["accuracy_by_part"] if p["scored"]]
+    if parts:
+        out.append(
+            "accuracy by part of the run: "
+            + ", ".join(
+                f"{p['from_s'] / 60:.0f}–{p['to_s'] / 60:.0f} min {p['right']}/{p['scored']}"
+                for p in parts
+            )
+        )
     if "clear" in report["kinds"]:
         out += [
             "clear is a no-op handler: its latency is the cost of a request itself",
@@ -511,8 +584,9 @@ def render(report: dict) -> str:
     return "\n".join(out)
 
 
-def load_questions(path: Path) -> tuple[list[str], list[str]]:
-    questions, followups = [], []
+def load_questions(path: Path) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """Questions, follow-ups, and the answer keys of the answerable questions."""
+    questions, followups, keys = [], [], {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
@@ -521,9 +595,11 @@ def load_questions(path: Path) -> tuple[list[str], list[str]]:
         if not q:
             continue
         (followups if item.get("kind") == "followup" else questions).append(q)
+        if item.get("any") and item.get("kind") != "followup":
+            keys[q] = list(item["any"])
     if not questions:
         raise SystemExit(f"error: no questions (field 'q') in {path}")
-    return questions, followups or GENERIC_FOLLOWUPS
+    return questions, followups or GENERIC_FOLLOWUPS, keys
 
 
 def main() -> int:
@@ -547,7 +623,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.users < 1 or args.duration <= 0 or args.max_requests < 1:
         parser.error("--users, --duration and --max-requests must be positive")
-    questions, followups = load_questions(args.questions)
+    questions, followups, keys = load_questions(args.questions)
 
     tmp = None
     proc = None
@@ -562,7 +638,7 @@ def main() -> int:
             print("starting the server (models load first) …", file=sys.stderr, flush=True)
             proc, url = start_server(tmp, args.llm)
             pid, how = proc.pid, "own ui.py"
-        return run(args, url, how, pid, proc, tmp, questions, followups)
+        return run(args, url, how, pid, proc, tmp, questions, followups, keys)
     finally:
         if proc is not None:
             stop_server(proc)
@@ -570,7 +646,7 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(args, url, how, pid, proc, tmp, questions, followups) -> int:
+def run(args, url, how, pid, proc, tmp, questions, followups, keys) -> int:
     probe = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     eps = discover(probe, args.search_api)
     # warm-up, not counted: one search and one answer
@@ -590,6 +666,7 @@ def run(args, url, how, pid, proc, tmp, questions, followups) -> int:
     stop = threading.Event()
     started = time.monotonic()
     shared = Shared(deadline=started + args.duration, max_requests=args.max_requests, stop=stop)
+    shared.started = started
     if sampler:
         sampler.t0 = started
         sampler.sample()
@@ -598,7 +675,7 @@ def run(args, url, how, pid, proc, tmp, questions, followups) -> int:
 
     def guarded(n: int) -> None:
         try:
-            user(n, url, shared, eps, questions, followups, args)
+            user(n, url, shared, eps, questions, followups, args, keys)
         except Exception as exc:  # a user that could not even connect
             failures.append(f"user {n}: {type(exc).__name__}: {exc}")
 
@@ -674,6 +751,7 @@ def run(args, url, how, pid, proc, tmp, questions, followups) -> int:
             for (k, msg), c in list(errors.items())[:ERRORS_KEPT]
         ],
         "memory": memory_summary(sampler.samples if sampler else []),
+        "accuracy_by_part": accuracy_by_part(records, elapsed),
     }
     print(render(report))
     if died.is_set() and tmp is not None:
