@@ -9,11 +9,15 @@ both want every core at once, llama.cpp's threads wait for each other at every l
 generation collapses. This measures it the way the app runs: one process per setting (torch's
 thread count is process-wide), one Engine, ``users`` threads that each ask a development
 question with the LLM and then run ``--searches`` passage searches, in a loop, for
-``--duration`` seconds after one warm-up answer. Only one answer is generated at a time (the
-Engine's LLM gate), so with several users the others' searches and query embeddings run while
-an answer is being generated: the contention a real server sees.
+``--duration`` seconds after one warm-up answer; ``--searchers`` more users search without
+pause meanwhile (the worst case for a shared process: the embedder always wants the cores);
+``--busy`` other processes spin on a core each (another program keeping the machine busy).
+Only one answer is generated at a time (the Engine's LLM line), so with several users the
+others' searches and query embeddings run while an answer is being generated: the
+contention a real server sees.
 
-A setting is ``LxE`` (llama.cpp threads x torch threads), optionally ``+passive``
+A setting is ``LxE`` (llama.cpp threads x torch threads; ``L/BxE``: L threads generate, B
+read the prompt), optionally ``+passive``
 (``OMP_WAIT_POLICY=PASSIVE``: OpenMP worker threads sleep instead of spinning between
 parallel regions). Reported per setting and user count: time to first token (queue wait
 included, as a user feels it), generation tokens/s, search latency and answers per minute.
@@ -43,9 +47,17 @@ ANSWERABLE = ("fact", "multi", "crosslingual")
 
 
 def parse_config(text: str) -> dict:
+    """``LxE``, ``L/BxE`` (B prefill threads, else L) and ``+passive``."""
     core, _, flag = text.partition("+")
     llm, _, embed = core.partition("x")
-    return {"name": text, "llm": int(llm), "embed": int(embed), "passive": flag == "passive"}
+    gen, _, batch = llm.partition("/")
+    return {
+        "name": text,
+        "llm": int(gen),
+        "batch": int(batch or gen),
+        "embed": int(embed),
+        "passive": flag == "passive",
+    }
 
 
 def questions() -> list[str]:
@@ -68,6 +80,7 @@ def run_child(args: argparse.Namespace) -> dict:
         corpus_dir=Path(args.corpus),
         index_dir=Path(args.index),
         llm_threads=args.llm_threads,
+        llm_batch_threads=args.llm_batch_threads,
         embedding_threads=args.embed_threads,
     )
     engine = Engine(settings)
@@ -94,7 +107,17 @@ def run_child(args: argparse.Namespace) -> dict:
                 with lock:
                     records.append({"kind": "search", "s": time.perf_counter() - started})
 
+    def searcher(n: int) -> None:  # searches without pause while answers are generated
+        rng = random.Random(1000 + n)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            # a number makes every query new: no answer from the query-embedding cache
+            engine.search(f"{rng.choice(pool)} {rng.randrange(10**6)}")
+            with lock:
+                records.append({"kind": "search", "s": time.perf_counter() - started})
+
     threads = [threading.Thread(target=user, args=(n,)) for n in range(args.users)]
+    threads += [threading.Thread(target=searcher, args=(n,)) for n in range(args.searchers)]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -136,12 +159,23 @@ def run_setting(config: dict, users: int, args: argparse.Namespace, data: Path) 
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     cmd = [
         sys.executable, __file__, "--child",
-        "--llm-threads", str(config["llm"]), "--embed-threads", str(config["embed"]),
+        "--llm-threads", str(config["llm"]), "--llm-batch-threads", str(config["batch"]),
+        "--embed-threads", str(config["embed"]),
         "--users", str(users), "--duration", str(args.duration),
-        "--searches", str(args.searches),
+        "--searches", str(args.searches), "--searchers", str(args.searchers),
         "--corpus", str(data / "corpus"), "--index", str(data / "index"),
     ]  # fmt: skip
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.duration * 6)
+    # other programs on the machine keeping cores busy (a build, another app)
+    spin = [sys.executable, "-c", "while True: pass"]
+    busy = [subprocess.Popen(spin) for _ in range(args.busy)]
+    try:
+        done = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=args.duration * 6
+        )
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
     if done.returncode != 0:
         raise SystemExit(f"setting {config['name']} x {users} users failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -149,13 +183,16 @@ def run_setting(config: dict, users: int, args: argparse.Namespace, data: Path) 
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| setting | users | answers/min | first token p50 / p95 s | tokens/s p50 (min) "
-        "| search p50 / p95 ms |\n|---|---|---|---|---|---|"
+        "| setting | users (+ searchers) | answers/min | first token p50 / p95 s "
+        "| tokens/s p50 (min) | search p50 / p95 ms |\n|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
         lines.append(
-            f"| {r['setting']} | {r['users']} | {r['answers_per_min']} "
+            f"| {r['setting']} | {r['users']}"
+            + (f" (+{r['searchers']})" if r.get("searchers") else "")
+            + (f", {r['busy']} busy" if r.get("busy") else "")
+            + f" | {r['answers_per_min']} "
             f"| {r['first_token_p50_s']} / {r['first_token_p95_s']} "
             f"| {r['tokens_per_s_p50']} ({r['tokens_per_s_min']}) "
             f"| {r['search_p50_ms']} / {r['search_p95_ms']} |"
@@ -169,9 +206,16 @@ def main() -> None:
     parser.add_argument("--users", default="1,2,4")
     parser.add_argument("--duration", type=float, default=60, help="seconds per measurement")
     parser.add_argument("--searches", type=int, default=2, help="searches after each answer")
+    parser.add_argument(
+        "--searchers", type=int, default=0, help="more users who only search, without pause"
+    )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="other processes spinning on a core meanwhile"
+    )
     parser.add_argument("--json", help="write the rows here too")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--llm-threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--llm-batch-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--embed-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--index", help=argparse.SUPPRESS)
@@ -191,6 +235,7 @@ def main() -> None:
             config = parse_config(name.strip())
             for users in (int(u) for u in args.users.split(",")):
                 row = {"setting": config["name"], "users": users}
+                row.update(searchers=args.searchers, busy=args.busy)
                 row.update(run_setting(config, users, args, data))
                 print(json.dumps(row), flush=True)
                 rows.append(row)

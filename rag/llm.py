@@ -68,13 +68,13 @@ class LlamaCppLLM:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        threads = settings.llm_threads or os.cpu_count() or 2
+        cores = os.cpu_count() or 2
         try:
             self.llama = Llama(
                 model_path=str(path),
                 n_ctx=settings.llm_context,
-                n_threads=threads,
-                n_threads_batch=threads,
+                n_threads=settings.llm_threads or cores,
+                n_threads_batch=settings.llm_batch_threads or cores,
                 n_batch=512,
                 verbose=False,
             )

@@ -150,7 +150,10 @@ class Settings(BaseSettings):
     )
     llm_url: str = _f("", "llm", "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
     llm_concurrency: int = _f(4, "llm", "answers at once with llm_url (server's slots)", ge=1)
-    llm_threads: int = _f(0, "llm", "CPU threads; 0: all cores", ge=0)
+    llm_threads: int = _f(0, "llm", "CPU threads generating tokens; 0: all cores", ge=0)
+    llm_batch_threads: int = _f(
+        0, "llm", "CPU threads reading the prompt (prefill); 0: all cores", ge=0
+    )
     llm_context: int = _f(4096, "llm", "context window in tokens", ge=256)
     llm_max_tokens: int = _f(320, "llm", "longest answer in tokens", ge=1)
     llm_reuse_prefix: bool = _f(
