@@ -3,6 +3,8 @@
     .venv/bin/python bench/load.py                                # own server, 4 users, 10 min
     .venv/bin/python bench/load.py --users 8 --duration 120 --mix answer
     .venv/bin/python bench/load.py --llm --users 2 --duration 300 # with the default LLM (slow)
+    .venv/bin/python bench/load.py --llm --users 8 --duration 1800  # the LLM soak
+    .venv/bin/python bench/load.py --llm-model smollm2-135m-instruct --duration 60  # tiny LLM
     .venv/bin/python bench/load.py --url http://127.0.0.1:7860/   # a server already running
     .venv/bin/python bench/load.py --duration 60 --json load.json # the figures as JSON too
 
@@ -18,7 +20,10 @@ the "clear" button does. Requests in flight at the deadline are waited for (``--
 Queue wait is the time from ``client.submit()`` until the server's ``process_starts`` message
 (the Job's status turns PROCESSING); gradio_client stamps status messages when its worker
 reads them, every 50 ms. The server's RSS (with its children) is sampled every few seconds;
-the slope over the second half of the run is the leak indicator.
+the slope over the second half of the run is the leak indicator. Answers to questions with
+keys (``any`` in the questions file) are scored as ``rag eval`` scores them, overall and by
+third of the run; each answer also records the largest place in the app's line for the LLM
+that its chat showed ("⏳ … 2-й в очереди"), beside Gradio's own queue position.
 Exit status 1 if any request failed or the server died.
 """
 
@@ -76,14 +81,22 @@ ERRORS_KEPT = 5
 # --------------------------------------------------------------------------- the server
 
 
-def start_server(tmp: Path, llm: bool, timeout: float = 300) -> tuple[subprocess.Popen, str]:
-    """``python ui.py`` on copies of ./corpus and ./index, like tests/test_ui.py."""
+def start_server(
+    tmp: Path, llm: bool, timeout: float = 300, llm_model: str | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``python ui.py`` on copies of ./corpus and ./index, like tests/test_ui.py (without
+    an index in ./index, one is built for the copy of the corpus first)."""
     corpus, index = tmp / "corpus", tmp / "index"
-    if not (PROJECT_ROOT / "index" / "CURRENT").is_file():
-        raise SystemExit("error: no index in ./index; build it first with `rag index`")
     shutil.copytree(PROJECT_ROOT / "corpus", corpus)
-    shutil.copytree(PROJECT_ROOT / "index", index)
+    if (PROJECT_ROOT / "index" / "CURRENT").is_file():
+        shutil.copytree(PROJECT_ROOT / "index", index)
+    else:
+        rag = Path(sys.executable).with_name("rag")
+        env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
+        subprocess.run([str(rag), "index"], env=env, check=True, stdout=subprocess.DEVNULL)
     extra = {} if llm else {"RAG_LLM_MODEL": "", "RAG_LLM_URL": ""}
+    if llm_model:
+        extra = {"RAG_LLM_MODEL": llm_model, "RAG_LLM_URL": ""}
     return start_app(corpus, index, tmp / "server.log", timeout=timeout, **extra)
 
 
@@ -607,6 +620,7 @@ def main() -> int:
     parser.add_argument("--url", help="a running server (default: start one)")
     parser.add_argument("--pid", type=int, help="the --url server's pid, for its memory")
     parser.add_argument("--llm", action="store_true", help="own server keeps the default LLM")
+    parser.add_argument("--llm-model", help="own server answers with this LLM (implies --llm)")
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
     parser.add_argument("--max-requests", type=int, default=2000)
@@ -636,7 +650,8 @@ def main() -> int:
         else:
             tmp = Path(tempfile.mkdtemp(prefix="newsrag-load-"))
             print("starting the server (models load first) …", file=sys.stderr, flush=True)
-            proc, url = start_server(tmp, args.llm)
+            args.llm = args.llm or bool(args.llm_model)
+            proc, url = start_server(tmp, args.llm, llm_model=args.llm_model)
             pid, how = proc.pid, "own ui.py"
         return run(args, url, how, pid, proc, tmp, questions, followups, keys)
     finally:

@@ -329,6 +329,31 @@ def test_short_load_run_has_no_errors(server, tmp_path):
     assert {"search", "answer"} <= set(report["kinds"]) and report["run"]["requests"] > 10
 
 
+def test_short_llm_soak_has_no_errors_and_keeps_answering(server, tmp_path):
+    """The CI-sized LLM soak (bench/load.py): 4 users ask, follow up and search for 60 s
+    against a live server whose answers come from a real (tiny) llama.cpp model, one at a
+    time; every request is answered, the server stays up and its memory is sampled."""
+    import json
+
+    url, _ = server(RAG_LLM_MODEL="smollm2-135m-instruct", RAG_LLM_CONTEXT="2048")
+    figures = tmp_path / "soak.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "bench/load.py"),
+            *("--url", url, "--users", "4", "--duration", "60", "--json", str(figures)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(figures.read_text(encoding="utf-8"))
+    assert report["run"]["errors"] == 0 and not report["server"]["died"]
+    assert report["kinds"]["answer"]["requests"] >= 2
+    assert report["memory"]["samples"] >= 10
+
+
 @pytest.mark.browser
 def test_citations_in_the_answer_open_their_span_by_mouse_and_keyboard(server):
     """Each [n] in an answer is a link: its title is the cited sentence; Tab + Enter or a
