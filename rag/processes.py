@@ -65,6 +65,7 @@ def start_app(
         RAG_PORT=str(port),
         GRADIO_ANALYTICS_ENABLED="False",
     )
+    env.setdefault("MALLOC_ARENA_MAX", "2")  # as ./start.sh runs the app
     env.update(env_extra)
     with log.open("w") as out:
         proc = subprocess.Popen(
