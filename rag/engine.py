@@ -6,38 +6,18 @@ history) is passed in by the caller, never stored here.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from functools import cached_property
 
+from . import followup
+from .followup import refers_back  # noqa: F401  (re-exported)
 from .index import BuildReport, IndexBuilder, IndexMissingError, corpus_status
-from .lexical import tokenize
 from .llm import SlotQueue
 from .retrieve import Hit, Retriever
 from .settings import Settings
 from .store import Snapshot, Store, open_store
-from .timefilter import Filters, from_question, newest_date
-
-# Words that point back into the conversation; a question without any of them (and not
-# elliptic: "А ...?", two words) is searched as it is, saving the LLM rewrite (~7 s).
-_POINTS_BACK = re.compile(
-    r"\b(?:он|она|оно|они|его|её|ее|их|ему|ей|им|ими|него|неё|нее|нему|ней|ним|них|нём|нем"
-    r"|этот|эта|это|эти|этого|этой|этому|этом|этих|этим|этими|эту|тот|та|те|того|той|том"
-    r"|тех|там|тогда|туда|оттуда|такой|такая|такое|такие|ещё|еще|также|тоже|последн\w*"
-    r"|he|she|it|they|him|her|them|his|its|their|this|that|these|those|there|then|also)\b",
-    re.IGNORECASE,
-)
-
-
-def refers_back(question: str) -> bool:
-    """Whether a question needs the conversation to be understood (then it is rewritten)."""
-    text = question.strip().lower()
-    return (
-        bool(_POINTS_BACK.search(text))
-        or text.startswith(("а ", "и ", "но ", "and ", "but ", "what about", "how about"))
-        or len(tokenize(text)) < 3
-    )
+from .timefilter import Filters, filters_for
 
 
 class Engine:
@@ -87,14 +67,8 @@ class Engine:
         return build(self.retriever.index, query)
 
     def filters_for(self, question: str, explicit: Filters | None = None) -> Filters | None:
-        """The filters a search for ``question`` uses: ``explicit`` ones plus a time
-        expression in the question ("в 2015 году"), relative ones resolved against the
-        newest article date. Returned so a caller can show (and drop) them."""
-        documents = self.retriever.index.manifest.get("documents", {})
-        found = from_question(question, newest_date(documents))
-        if explicit:
-            return explicit.merged(found)
-        return found
+        """The filters a search for ``question`` uses (see ``rag.timefilter.filters_for``)."""
+        return filters_for(question, self.retriever.index.manifest.get("documents", {}), explicit)
 
     @cached_property
     def llm(self):
@@ -117,36 +91,28 @@ class Engine:
 
     def needs_rewrite(self, question: str, history: list[tuple[str, str]] | None) -> bool:
         """A follow-up that refers back, when the rewrite may see history at all."""
-        return self.settings.history_turns > 0 and bool(history) and refers_back(question)
+        return followup.needs_rewrite(self.settings.history_turns, question, history)
 
     @staticmethod
     def contextual_query(question: str, history: list[tuple[str, str]]) -> str:
-        """The follow-up with the previous question, which names its subject: the search
-        query without the LLM, and while the LLM rewrites the question."""
-        return f"{history[-1][0]} {question}"
+        """The search query for a follow-up without the LLM (see ``rag.followup``)."""
+        return followup.contextual_query(question, history)
 
     def standalone_question(
         self, question: str, history: list[tuple[str, str]] | None, llm=None
     ) -> str:
-        """The question as a self-contained search query (follow-ups need their context).
+        """The question as a self-contained search query (see ``rag.followup``)."""
+        return followup.standalone_question(question, history, self.settings.history_turns, llm)
 
-        The rewrite sees the last ``history_turns`` turns; 0 means no history at all.
-        """
-        if not self.needs_rewrite(question, history):
-            return question
-        turns = self.settings.history_turns
-        fallback = self.contextual_query(question, history)
-        if llm is None:
-            return fallback
-        from . import prompts
+    def pipeline(self, use_llm: bool = True):
+        """The answer pipeline made of this engine's parts (models load here, once)."""
+        from .answer import AnswerPipeline
+        from .calibration import ThresholdCalibrator
 
-        rewritten = "".join(
-            llm.stream(prompts.rewrite_messages(history[-turns:], question), 64, 0.0)
-        ).strip()
-        rewritten = rewritten.splitlines()[0].strip(' «»"') if rewritten else ""
-        if not rewritten or len(rewritten) > 3 * len(fallback) + 50:
-            return fallback
-        return rewritten
+        llm = self.llm if use_llm else None
+        return AnswerPipeline(
+            self.settings, self.retriever, self.embedder, llm, ThresholdCalibrator(self.settings)
+        )
 
     def ask(self, question: str, history=None, use_llm: bool = True, **overrides):
         """Stream events for one question (see ``rag.answer.ask``)."""

@@ -176,21 +176,22 @@ def evaluate_engine(
     with the LLM's rewrite when ``use_llm`` (the LLM loads only when a question needs
     it), and passages are sized by the LLM's tokenizer when it answers."""
     from .answer import answer as run_answer
-    from .answer import approx_tokens, find_evidence
+    from .evidence import approx_tokens
 
     count_tokens = engine.llm.count_tokens if use_llm and answers else approx_tokens
+    evidence = engine.pipeline(use_llm=False).evidence
 
     def retrieve(item: dict) -> dict:
         history = item.get("history")
         llm = engine.llm if use_llm and engine.needs_rewrite(item["q"], history) else None
         query = engine.standalone_question(item["q"], history, llm)
         files = [h.file for h in engine.search(query, k=10, mode=mode)]
-        hits, passages, _ = find_evidence(engine, query, count_tokens, mode=mode)
+        found = evidence(query, mode=mode, count_tokens=count_tokens)
         return {
             "query": query,
             "files": files,
-            "hits": [(h.file, h.text) for h in hits],
-            "passages": [(p.file, p.text) for p in passages],
+            "hits": [(h.file, h.text) for h in found.hits],
+            "passages": [(p.file, p.text) for p in found.passages],
         }
 
     def answer(item: dict) -> dict:

@@ -131,3 +131,14 @@ def newest_date(documents: dict[str, dict]) -> str | None:
     dates = [d.get("date") or "" for d in documents.values()]
     full = [d for d in dates if len(d) >= 10 and d[:4].isdigit()]
     return max(full) if full else None
+
+
+def filters_for(question: str, documents: dict, explicit: Filters | None = None) -> Filters | None:
+    """The filters a search for ``question`` uses: ``explicit`` ones plus a time
+    expression in the question ("в 2015 году"), relative ones resolved against the
+    newest date among ``documents`` (the index manifest's). Returned so a caller can
+    show (and drop) them."""
+    found = from_question(question, newest_date(documents))
+    if explicit:
+        return explicit.merged(found)
+    return found

@@ -11,22 +11,18 @@ import urllib.request
 import pytest
 
 from rag import prompts
-from rag.answer import (
-    QuestionError,
-    answer,
-    clean_question,
-    echoes,
-    extractive_answer,
-    fit_budget,
-    is_refusal,
-)
+from rag.answer import QuestionError, answer, clean_question
+from rag.checks import echoes, is_refusal
 from rag.citations import Passage, check_answer, parse_markers, strip_markers
 from rag.engine import Engine
+from rag.evidence import fit_budget
+from rag.extractive import extractive_answer
 from rag.llm import LLMError, OpenAICompatibleLLM, load_llm
 from rag.models import MODELS
 from rag.processes import free_port
 from rag.settings import Settings
 from tests.conftest import CORPUS, run_cli
+from tests.fake_llm import ScriptedLLM
 
 A = "000_14c9b7630dbfab34.txt"
 B = "001_2058e0d0ac905499.txt"
@@ -139,17 +135,18 @@ def test_missing_or_broken_model_gives_a_clear_error(tmp_path):
         load_llm(Settings.from_env(llm_model=str(truncated)))
 
 
-def _engine(built_engine, **overrides) -> Engine:
-    engine = Engine(built_engine.settings.replace(**overrides))
+def _engine(built_engine, llm=None, **overrides) -> Engine:
+    """An engine over the built index; ``llm`` is injected in place of a loaded model."""
+    engine = Engine(built_engine.settings.replace(**overrides), llm=llm)
     engine.__dict__["embedder"] = built_engine.embedder
     return engine
 
 
-def test_weak_evidence_is_refused_without_calling_the_llm(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
-    result = answer(engine, "Кто выиграл чемпионат мира по футболу 2018 года?")
+def test_weak_evidence_is_refused_without_calling_the_llm(built_engine):
+    llm = ScriptedLLM("Франция [1].")
+    result = answer(_engine(built_engine, llm), "Кто выиграл чемпионат мира по футболу 2018 года?")
     assert result["refused"] and result["citations"] == []
-    assert "first_token_s" not in result["timings"]  # the LLM never ran
+    assert llm.prompts == [] and "first_token_s" not in result["timings"]  # the LLM never ran
     assert result["answer"] == prompts.REFUSAL["ru"]
 
 
@@ -161,28 +158,13 @@ def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
 
 
 @pytest.mark.parametrize("turns", [0, 2])
-def test_answer_prompt_has_the_conversation_only_when_configured(
-    built_engine, tiny_settings, turns
-):
-    engine = _engine(
-        built_engine,
-        llm_model=tiny_settings.llm_model,
-        llm_context=2048,
-        answer_history_turns=turns,
-        llm_max_tokens=16,
-    )
-    prompts_seen = []
-    stream = engine.llm.stream
-
-    def spy(messages, *args):
-        prompts_seen.append(messages)
-        yield from stream(messages, *args)
-
-    engine.llm.stream = spy
+def test_answer_prompt_has_the_conversation_only_when_configured(built_engine, turns):
+    llm = ScriptedLLM("Когда раскрыли группировку в Астане?", "Буквально 4 месяца назад [1].")
+    engine = _engine(built_engine, llm, answer_history_turns=turns, llm_max_tokens=16)
     history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны [1].")]
     result = answer(engine, "А когда её раскрыли?", history)
-    final = " ".join(m["content"] for m in prompts_seen[-1])
-    assert len(prompts_seen) == 2  # the rewrite, then the answer
+    final = " ".join(m["content"] for m in llm.prompts[-1])
+    assert len(llm.prompts) == 2  # the rewrite, then the answer
     if turns:
         assert "Аким Астаны" in final and "А когда её раскрыли?" in final
     else:
@@ -261,14 +243,9 @@ def test_answers_that_only_repeat_the_question_or_a_headline_are_echoes():
     assert not echoes("Обмену сведениями между спецслужбами [1].", question, passages)
 
 
-def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
+def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine):
+    engine = _engine(built_engine, ScriptedLLM("Терактов предотвращено с 2014 года [1]."))
     question = "Сколько терактов предотвращено с 2014 года?"
-
-    def parrot(messages, *args):
-        yield "Терактов предотвращено с 2014 года [1]."
-
-    engine.llm.stream = parrot
     result = answer(engine, question)
     assert result["fallback"] == "echo" and not result["refused"]
     assert "11" in result["answer"] and result["citations"]
@@ -276,13 +253,8 @@ def test_an_echoing_llm_answer_falls_back_to_the_extractive_one(built_engine, ti
     assert answer(engine, question, use_llm=False)["fallback"] is None
 
 
-def test_an_echoing_answer_over_loosely_related_passages_is_refused(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
-
-    def parrot(messages, *args):
-        yield "Министр обороны США [1]."
-
-    engine.llm.stream = parrot
+def test_an_echoing_answer_over_loosely_related_passages_is_refused(built_engine):
+    engine = _engine(built_engine, ScriptedLLM("Министр обороны США [1]."))
     result = answer(engine, "Как зовут министра обороны США?")  # not in the articles
     assert not result["weak_evidence"] and result["raw_answer"] == "Министр обороны США [1]."
     assert result["refused"] and result["citations"] == [] and result["fallback"] is None
@@ -298,15 +270,8 @@ def test_english_questions_get_the_sentence_the_embedding_model_finds(built_engi
     assert all(c["supported"] for c in result["citations"])
 
 
-def test_an_llm_answer_in_another_language_falls_back_to_the_extractive_one(
-    built_engine, tiny_settings
-):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
-
-    def copy_a_russian_sentence(messages, *args):
-        yield "В Казахстане задержан 31 иностранец [1]."
-
-    engine.llm.stream = copy_a_russian_sentence
+def test_an_llm_answer_in_another_language_falls_back_to_the_extractive_one(built_engine):
+    engine = _engine(built_engine, ScriptedLLM("В Казахстане задержан 31 иностранец [1]."))
     question = "How many soldiers are in the infantry company Kazakhstan deployed to Lebanon?"
     result = answer(engine, question)
     assert result["fallback"] == "language" and "120" in result["answer"]
@@ -330,18 +295,12 @@ def test_only_questions_that_point_back_are_rewritten(built_engine):
     assert built_engine.standalone_question(standalone, history, llm=NoLLM()) == standalone
 
 
-def test_a_followup_shows_evidence_before_the_llm_rewrites_it(built_engine, tiny_settings):
-    engine = _engine(built_engine, llm_model=tiny_settings.llm_model, llm_context=2048)
-    asked = []
-
-    def scripted(messages, *args):
-        asked.append(messages[-1]["content"])
-        if len(asked) == 1:  # the rewrite
-            yield "Как давно была раскрыта группировка, планировавшая теракты в Астане?"
-        else:
-            yield "Буквально 4 месяца назад [1]."
-
-    engine.llm.stream = scripted
+def test_a_followup_shows_evidence_before_the_llm_rewrites_it(built_engine):
+    llm = ScriptedLLM(
+        "Как давно была раскрыта группировка, планировавшая теракты в Астане?",  # the rewrite
+        "Буквально 4 месяца назад [1].",
+    )
+    engine = _engine(built_engine, llm)
     history = [("Кто сообщил, что в Астане готовились теракты?", "Аким Астаны Джаксыбеков [1].")]
     events = list(engine.ask("Как давно была раскрыта эта группировка?", history))
     kinds = [e["type"] for e in events]
@@ -437,7 +396,7 @@ INJECTED = (
 
 
 def test_sentences_addressing_the_assistant_never_reach_the_llm():
-    from rag.answer import INJECTION, build_passages
+    from rag.evidence import INJECTION, build_passages
     from rag.retrieve import Hit
 
     for attack in (

@@ -8,6 +8,7 @@ from rag import prompts
 from rag.answer import answer
 from rag.answer_types import asks_for, is_bare_time, names_in, off_type
 from rag.engine import Engine
+from tests.fake_llm import ScriptedLLM
 
 PASSAGE = (
     "Об этом сообщил первый заместитель начальника штаба АТЦ КНБ Сергей Швейкин. "
@@ -74,15 +75,12 @@ def test_answers_of_the_wrong_kind(question, reply, wrong):
 
 
 @pytest.fixture
-def scripted(built_engine, tiny_settings):
-    """An engine whose LLM (the tiny one, loaded for real) replies with a fixed text."""
+def scripted(built_engine):
+    """An engine whose LLM (a scripted stand-in) replies with a fixed text."""
 
     def make(reply: str) -> Engine:
-        engine = Engine(
-            built_engine.settings.replace(llm_model=tiny_settings.llm_model, llm_context=2048)
-        )
+        engine = Engine(built_engine.settings, llm=ScriptedLLM(reply))
         engine.__dict__["embedder"] = built_engine.embedder
-        engine.llm.stream = lambda messages, *args: iter([reply])
         return engine
 
     return make

@@ -7,6 +7,7 @@ import pytest
 
 from rag.engine import Engine
 from rag.evaluate import answer_correct, evaluate, evaluate_engine, key_matches
+from tests.fake_llm import ScriptedLLM
 
 
 @pytest.mark.parametrize(
@@ -94,13 +95,12 @@ def test_answers_scored_with_the_matcher_and_unanswerable_kinds():
     assert summary["overall"]["refusal_unanswerable"] == 0.5
 
 
-def test_a_followup_is_searched_with_the_llm_rewrite(built_engine, tiny_settings):
+def test_a_followup_is_searched_with_the_llm_rewrite(built_engine):
     """Eval searches a follow-up the way answering does: with the configured LLM's rewrite,
     not the previous question glued to it."""
-    engine = Engine(built_engine.settings.replace(llm_model=tiny_settings.llm_model))
-    engine.__dict__["embedder"] = built_engine.embedder
     rewrite = "Как давно была раскрыта группировка, планировавшая теракты в Астане?"
-    engine.llm.stream = lambda messages, *args: iter([rewrite])
+    engine = Engine(built_engine.settings, llm=ScriptedLLM(rewrite))
+    engine.__dict__["embedder"] = built_engine.embedder
     item = {
         "id": "f",
         "kind": "followup",
