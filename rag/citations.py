@@ -42,13 +42,15 @@ class Passage:
 
 @dataclass
 class Citation:
+    """A passage an answer sentence cites, resolved to the article sentence that supports
+    it. Only supported sentences cite: an unsupported one is reported as such instead."""
+
     n: int
     file: str
     title: str
     start: int
     end: int
     text: str
-    supported: bool
     date: str | None = None  # the cited article's date (ISO, --MM-DD), None unknown
 
     def to_dict(self) -> dict:
@@ -154,5 +156,5 @@ def check_answer(
             if n not in citations:
                 p = by_n[n]
                 start, end, span = best_span(p, sentence.text)
-                citations[n] = Citation(n, p.file, p.title, start, end, span, True, p.date)
+                citations[n] = Citation(n, p.file, p.title, start, end, span, p.date)
     return " ".join(text_parts), sentences, sorted(citations.values(), key=lambda c: c.n)
