@@ -86,8 +86,9 @@ class AnswerPipeline:
         similarity = sentence_similarity(
             self.retriever.embed_query, self.embedder.embed_documents, query
         )
+        budgets = (settings.top_passage_tokens, settings.passage_tokens)
         passages = build_passages(
-            hits, query, settings.passage_tokens, count_tokens or self.count_tokens, similarity
+            hits, query, budgets, count_tokens or self.count_tokens, similarity
         )
         return Found(hits, passages, similarity)
 

@@ -174,11 +174,13 @@ def evaluate_engine(
 ) -> dict:
     """``evaluate`` with the engine's own search and answer path: a follow-up is searched
     with the LLM's rewrite when ``use_llm`` (the LLM loads only when a question needs
-    it), and passages are sized by the LLM's tokenizer when it answers."""
+    it), and passages are sized by the LLM's tokenizer unless ``use_llm`` is false."""
     from .answer import answer as run_answer
     from .evidence import approx_tokens
 
-    count_tokens = engine.llm.count_tokens if use_llm and answers else approx_tokens
+    # with an LLM configured, passages are sized by its tokenizer, as answering sizes them
+    llm = engine.llm if use_llm else None
+    count_tokens = llm.count_tokens if llm is not None else approx_tokens
     evidence = engine.pipeline(use_llm=False).evidence
 
     def retrieve(item: dict) -> dict:

@@ -115,8 +115,13 @@ class Settings(BaseSettings):
 
     # --- answers -------------------------------------------------------------------
     context_passages: int = _f(3, "answers", "passages given to the LLM", ge=1)
+    # The best hit holds the answer most often (193 of 200 XQuAD-ru calibration questions
+    # whose answer is in the top 3): it gets the largest window (docs/measurements.md).
+    top_passage_tokens: int = _f(
+        400, "answers", "LLM tokens for the best passage (whole, or its best sentences)", ge=1
+    )
     passage_tokens: int = _f(
-        120, "answers", "LLM tokens per passage (best sentences and neighbours)", ge=1
+        150, "answers", "LLM tokens for each other passage (its best sentences)", ge=1
     )
     history_turns: int = _f(2, "answers", "conversation turns the follow-up rewrite sees", ge=0)
     # 0: the LLM answers the rewritten, self-contained question alone; history would cost
