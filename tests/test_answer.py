@@ -341,7 +341,7 @@ def test_openai_compatible_backend_against_a_real_server(built_engine, tiny_sett
             "--port",
             str(port),
             "--n_ctx",
-            "2048",
+            "4096",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
