@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import prompts
 from .answer_types import off_type
@@ -25,11 +25,13 @@ from .evidence import (
     Similarity,
     approx_tokens,
     build_passages,
+    evidence_window,
     fit_budget,
     sentence_similarity,
 )
 from .extractive import extractive_answer
 from .followup import contextual_query, needs_rewrite, standalone_question
+from .lexical import tokenize
 from .llm import Waiting
 from .questions import QuestionError, clean_question, language
 from .retrieve import Hit
@@ -140,7 +142,9 @@ class AnswerPipeline:
             raw = prompts.REFUSAL[lang]
             yield Token(raw)
         elif llm is None:
-            raw = extractive_answer(standalone, passages, found.similarity)
+            raw = extractive_answer(
+                standalone, self._narrow(passages, standalone), found.similarity
+            )
             yield Token(raw)
         else:
             # With the conversation in the prompt the LLM reads the question as asked;
@@ -193,6 +197,25 @@ class AnswerPipeline:
             )
         )
 
+    def _narrow(self, passages: list[Passage], question: str) -> list[Passage]:
+        """Each passage cut to its best ``passage_tokens`` window, for the extractive
+        answer: its two best sentences come from near the best match, as before the
+        best passage was given whole (on a whole article part a sentence on the topic
+        but not the asked detail, with a number, outranked the answer or the refusal)."""
+        words = set(tokenize(question))
+        narrowed = []
+        for p in passages:
+            if not words & set(tokenize(p.text)):  # ranked by similarity: kept whole
+                narrowed.append(p)
+                continue
+            window = evidence_window(
+                p, question, self.settings.passage_tokens, approx_tokens, grow=True
+            )
+            if window is not None:
+                start, end, text = window
+                narrowed.append(replace(p, start=start, end=end, text=text))
+        return narrowed or passages
+
     def _generate(
         self, messages: list[dict], temperature: float, started: float, timings: dict
     ) -> Iterator[str | Waiting]:
@@ -244,7 +267,8 @@ class AnswerPipeline:
                 # the model found no answer and the passages are only loosely related
                 refused, fallback = True, None
             elif fallback:
-                final, extractive = extractive_answer(question, passages, similarity), True
+                final = extractive_answer(question, self._narrow(passages, question), similarity)
+                extractive = True
         if extractive and not refused and off_type(final, question, passage_texts(passages)):
             # not even the best-matching sentences hold a number, name or time as asked
             refused, fallback = True, None
