@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     )
     faiss_index: Literal["auto", "flat", "hnsw", "ivfpq"] = _f(
         "auto", "corpus/index", "FAISS index type (auto: by corpus size)"
+    )
+    database_url: str = _f(
+        "", "corpus/index", "PostgreSQL (postgresql://…) holding the index instead of index_dir"
     )
 
     # --- retrieval -----------------------------------------------------------------
@@ -269,6 +273,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "password" and value:
                 value = "***"
+            elif name == "database_url" and value:
+                value = hide_password(value)
             elif isinstance(value, Path):
                 value = str(value)
             group = (info.json_schema_extra or {}).get("group", "corpus/index")
@@ -278,6 +284,11 @@ class Settings(BaseSettings):
                 "description": info.description or "",
             }
         return out
+
+
+def hide_password(url: str) -> str:
+    """A database URL as it may be shown: the password replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@/]+@", r"\1***@", url)
 
 
 def known_presets() -> list[str]:

@@ -1,6 +1,7 @@
 """What search and index builds need from a store, and which store the settings pick.
 
-The embedded store (``rag.index``: FAISS + bm25s files in ``index/``) implements it.
+The embedded store (``rag.index``: FAISS + bm25s files in ``index/``) and PostgreSQL
+(``rag.pgstore``: pgvector + Russian full-text search) implement it.
 Rows are opaque integer ids, stable within one snapshot (positions in the embedded store).
 """
 
@@ -109,7 +110,12 @@ class Store(Protocol):
 
 
 def open_store(settings: Settings) -> Store:
-    """The embedded files in index_dir."""
+    """PostgreSQL when ``database_url`` is set (``rag.pgstore``), else the embedded files
+    in ``index_dir``."""
+    if settings.database_url:
+        from .pgstore import PgStore
+
+        return PgStore(settings)
     from .index import EmbeddedStore
 
     return EmbeddedStore(settings)
