@@ -307,41 +307,14 @@ def test_two_sessions_do_not_share_history(server):
     assert first[1] in str(follow_a[2]) and second[1] in str(follow_b[2])  # citation list
 
 
-def test_short_load_run_has_no_errors(server, tmp_path):
-    """bench/load.py for 30 s against a live server: 3 users, searches, answers, follow-ups."""
-    import json
-
-    url, _ = server(RAG_LLM_MODEL="")
-    figures = tmp_path / "load.json"
+def run_load(url: str, figures: Path, users: int, seconds: int) -> dict:
+    """bench/load.py against ``url``: its exit code must be 0; returns its JSON report."""
     run = subprocess.run(
         [
             sys.executable,
             str(PROJECT_ROOT / "bench/load.py"),
-            *("--url", url, "--users", "3", "--duration", "30", "--json", str(figures)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(figures.read_text(encoding="utf-8"))
-    assert report["run"]["errors"] == 0 and not report["server"]["died"]
-    assert {"search", "answer"} <= set(report["kinds"]) and report["run"]["requests"] > 10
-
-
-def test_short_llm_soak_has_no_errors_and_keeps_answering(server, tmp_path):
-    """The CI-sized LLM soak (bench/load.py): 4 users ask, follow up and search for 60 s
-    against a live server whose answers come from a real (tiny) llama.cpp model, one at a
-    time; every request is answered, the server stays up and its memory is sampled."""
-    import json
-
-    url, _ = server(RAG_LLM_MODEL="smollm2-135m-instruct", RAG_LLM_CONTEXT="2048")
-    figures = tmp_path / "soak.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "bench/load.py"),
-            *("--url", url, "--users", "4", "--duration", "60", "--json", str(figures)),
+            *("--url", url, "--users", str(users), "--duration", str(seconds)),
+            *("--json", str(figures)),
         ],
         capture_output=True,
         text=True,
@@ -350,6 +323,22 @@ def test_short_llm_soak_has_no_errors_and_keeps_answering(server, tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(figures.read_text(encoding="utf-8"))
     assert report["run"]["errors"] == 0 and not report["server"]["died"]
+    return report
+
+
+def test_short_load_run_has_no_errors(server, tmp_path):
+    """bench/load.py for 30 s against a live server: 3 users, searches, answers, follow-ups."""
+    url, _ = server(RAG_LLM_MODEL="")
+    report = run_load(url, tmp_path / "load.json", users=3, seconds=30)
+    assert {"search", "answer"} <= set(report["kinds"]) and report["run"]["requests"] > 10
+
+
+def test_short_llm_soak_has_no_errors_and_keeps_answering(server, tmp_path):
+    """The CI-sized LLM soak (bench/load.py): 4 users ask, follow up and search for 60 s
+    against a live server whose answers come from a real (tiny) llama.cpp model, one at a
+    time; every request is answered, the server stays up and its memory is sampled."""
+    url, _ = server(RAG_LLM_MODEL="smollm2-135m-instruct", RAG_LLM_CONTEXT="2048")
+    report = run_load(url, tmp_path / "soak.json", users=4, seconds=60)
     assert report["kinds"]["answer"]["requests"] >= 2
     assert report["memory"]["samples"] >= 10
 
