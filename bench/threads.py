@@ -73,6 +73,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def run_child(args: argparse.Namespace) -> dict:
+    from rag.answer import answer
     from rag.engine import Engine
     from rag.settings import Settings
 
@@ -88,7 +89,7 @@ def run_child(args: argparse.Namespace) -> dict:
     engine.embedder  # noqa: B018
     engine.llm  # noqa: B018
     pool = questions()
-    _answer(engine, pool[0])  # warm-up: first decode, caches
+    answer(engine, pool[0])  # warm-up: first decode, caches
     deadline = time.monotonic() + args.duration
     records: list[dict] = []
     lock = threading.Lock()
@@ -96,7 +97,7 @@ def run_child(args: argparse.Namespace) -> dict:
     def user(n: int) -> None:
         rng = random.Random(n)
         while time.monotonic() < deadline:
-            timings = _answer(engine, rng.choice(pool))
+            timings = answer(engine, rng.choice(pool))["timings"]
             with lock:
                 records.append({"kind": "answer", **timings})
             for _ in range(args.searches):
@@ -140,13 +141,6 @@ def run_child(args: argparse.Namespace) -> dict:
         "search_p95_ms": pct([s * 1000 for s in searches], 95),
         "elapsed_s": round(elapsed, 1),
     }
-
-
-def _answer(engine, question: str) -> dict:
-    for event in engine.ask(question):
-        if event["type"] == "done":
-            return event["result"]["timings"]
-    return {}
 
 
 # --------------------------------------------------------------------------- the matrix

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from functools import cached_property
 
 from . import followup
-from .followup import refers_back  # noqa: F401  (re-exported)
 from .index import BuildReport, IndexBuilder, IndexMissingError, corpus_status
 from .llm import SlotQueue
 from .retrieve import Hit, Retriever
@@ -107,12 +106,9 @@ class Engine:
     def pipeline(self, use_llm: bool = True):
         """The answer pipeline made of this engine's parts (models load here, once)."""
         from .answer import AnswerPipeline
-        from .calibration import ThresholdCalibrator
 
         llm = self.llm if use_llm else None
-        return AnswerPipeline(
-            self.settings, self.retriever, self.embedder, llm, ThresholdCalibrator(self.settings)
-        )
+        return AnswerPipeline(self.settings, self.retriever, self.embedder, llm)
 
     def ask(self, question: str, history=None, use_llm: bool = True, **overrides):
         """Stream events for one question (see ``rag.answer.ask``)."""

@@ -172,20 +172,18 @@ def evaluate(
 def evaluate_engine(
     engine, questions: list[dict], mode: str | None, answers: bool, use_llm: bool
 ) -> dict:
-    """``evaluate`` with the engine's own search and answer path: a follow-up is searched
-    with the LLM's rewrite when ``use_llm`` (the LLM loads only when a question needs
-    it), and passages are sized by the LLM's tokenizer unless ``use_llm`` is false."""
+    """``evaluate`` with the engine's own search and answer path: with ``use_llm`` the
+    configured LLM loads first, a follow-up is searched with its rewrite, and passages are
+    sized by its tokenizer, as answering sizes them."""
     from .answer import answer as run_answer
     from .evidence import approx_tokens
 
-    # with an LLM configured, passages are sized by its tokenizer, as answering sizes them
     llm = engine.llm if use_llm else None
     count_tokens = llm.count_tokens if llm is not None else approx_tokens
     evidence = engine.pipeline(use_llm=False).evidence
 
     def retrieve(item: dict) -> dict:
         history = item.get("history")
-        llm = engine.llm if use_llm and engine.needs_rewrite(item["q"], history) else None
         query = engine.standalone_question(item["q"], history, llm)
         files = [h.file for h in engine.search(query, k=10, mode=mode)]
         found = evidence(query, mode=mode, count_tokens=count_tokens)

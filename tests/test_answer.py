@@ -279,7 +279,7 @@ def test_an_llm_answer_in_another_language_falls_back_to_the_extractive_one(buil
 
 
 def test_only_questions_that_point_back_are_rewritten(built_engine):
-    from rag.engine import refers_back
+    from rag.followup import refers_back
 
     for followup in ("А когда её раскрыли?", "Сколько их было?", "Почему?", "Where did it happen?"):
         assert refers_back(followup), followup
