@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from . import prompts
-from .answer_types import off_type
-from .calibration import Calibrator, ThresholdCalibrator
-from .checks import is_refusal, passage_texts, unusable
+from .calibration import Calibrator, load_calibrator
+from .checks import is_refusal, unusable
 from .citations import Passage, check_answer, parse_markers
 from .events import AnswerResult, Done, Event, Evidence, Queued, Standalone, Token
 from .evidence import (
@@ -36,6 +35,7 @@ from .llm import Waiting
 from .questions import QuestionError, clean_question, language
 from .retrieve import Hit
 from .settings import Settings
+from .signals import Signals, measure
 from .timefilter import Filters, filters_for
 
 __all__ = ["AnswerPipeline", "Found", "QuestionError", "answer", "ask", "clean_question"]
@@ -54,7 +54,7 @@ class Found:
 class AnswerPipeline:
     """Answers questions with the parts it is given: ``retriever`` (search, query vectors,
     the index), ``embedder`` (sentence vectors), ``llm`` (None: extractive answers, no
-    rewrite) and ``calibrator`` (when to refuse; the settings' thresholds by default)."""
+    rewrite) and ``calibrator`` (when to refuse; by default the one the settings name)."""
 
     def __init__(
         self,
@@ -68,7 +68,7 @@ class AnswerPipeline:
         self.retriever = retriever
         self.embedder = embedder
         self.llm = llm
-        self.calibrator = calibrator or ThresholdCalibrator(settings)
+        self.calibrator = calibrator or load_calibrator(settings)
         self.count_tokens = llm.count_tokens if llm is not None else approx_tokens
 
     def evidence(
@@ -93,6 +93,24 @@ class AnswerPipeline:
             hits, query, budgets, count_tokens or self.count_tokens, similarity
         )
         return Found(hits, passages, similarity)
+
+    def judge(self, question: str, found: Found) -> tuple[Signals, str]:
+        """The signals for answering ``question`` from ``found`` and the extractive
+        answer they were measured on (the answer without an LLM)."""
+        candidate = extractive_answer(
+            question, self._narrow(found.passages, question), found.similarity
+        )
+        coverage = self.retriever.index.lexical_coverage(question)
+        signals = measure(question, found.passages, coverage, candidate, found.similarity)
+        return signals, candidate
+
+    def signals(self, question: str, history=None, filters: Filters | None = None) -> Signals:
+        """The signals the decision to answer ``question`` is made on (``rag calibrate``
+        fits on them), without the LLM."""
+        question = clean_question(question, self.settings.max_question_chars)
+        applied = filters_for(question, self.retriever.index.manifest.get("documents", {}), filters)
+        standalone = standalone_question(question, history or [], self.settings.history_turns, None)
+        return self.judge(standalone, self.evidence(standalone, filters=applied))[0]
 
     def run(
         self,
@@ -134,17 +152,14 @@ class AnswerPipeline:
         timings["answer_evidence_s"] = time.perf_counter() - started
         yield Evidence(passages, provisional=False)
 
-        top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
-        coverage = index.lexical_coverage(standalone)
-        weak = not passages or self.calibrator.weak_evidence(top_dense, coverage)
+        signals, candidate = self.judge(standalone, found)
+        weak = not passages or self.calibrator.refuse(signals, extractive=llm is None)
         raw = ""
         if weak:
             raw = prompts.REFUSAL[lang]
             yield Token(raw)
         elif llm is None:
-            raw = extractive_answer(
-                standalone, self._narrow(passages, standalone), found.similarity
-            )
+            raw = candidate
             yield Token(raw)
         else:
             # With the conversation in the prompt the LLM reads the question as asked;
@@ -167,8 +182,9 @@ class AnswerPipeline:
                 yield Token(piece)
 
         refused, fallback, final = self._review(
-            raw, weak, standalone, lang, passages, found.similarity, top_dense
+            raw, weak, standalone, lang, passages, signals, found.similarity
         )
+        timings["decided_s"] = time.perf_counter() - started
         sentences, citations = [], []
         if not refused:
             answer_text, sentences, citations = check_answer(final, passages)
@@ -186,6 +202,7 @@ class AnswerPipeline:
                 raw_answer=raw,
                 refused=refused,
                 weak_evidence=weak,
+                signals=signals,
                 fallback=fallback,
                 citations=citations,
                 unsupported=[s.text for s in sentences if not s.supported],
@@ -252,27 +269,25 @@ class AnswerPipeline:
         question: str,
         lang: str,
         passages: list[Passage],
+        signals: Signals,
         similarity: Similarity,
-        top_dense: float,
     ) -> tuple[bool, str | None, str]:
-        """(refused, fallback, the answer to check): an LLM
-        answer that is unusable gives way to the extractive one, or to the refusal when
-        the calibrator reads it as "no answer here"."""
-        llm_answered = self.llm is not None
+        """(refused, fallback, the answer to check): an LLM answer that is unusable gives
+        way to the extractive one, or to the refusal when the calibrator reads it as "no
+        answer here" (or would refuse the extractive answer)."""
         refused = weak or is_refusal(raw)
-        final, fallback, extractive = raw, None, not llm_answered
-        if llm_answered and not refused:
-            fallback = unusable(raw, question, lang, passages)
-            if fallback in ("echo", "off_type") and self.calibrator.refuse_unusable(top_dense):
-                # the model found no answer and the passages are only loosely related
-                refused, fallback = True, None
-            elif fallback:
-                final = extractive_answer(question, self._narrow(passages, question), similarity)
-                extractive = True
-        if extractive and not refused and off_type(final, question, passage_texts(passages)):
-            # not even the best-matching sentences hold a number, name or time as asked
-            refused, fallback = True, None
-        return refused, fallback, final
+        if self.llm is None or refused:
+            return refused, None, raw
+        fallback = unusable(raw, question, lang, passages)
+        if not fallback:
+            return False, None, raw
+        if fallback in ("echo", "off_type") and self.calibrator.refuse_unusable(signals.top_dense):
+            # the model found no answer and the passages are only loosely related
+            return True, None, raw
+        if self.calibrator.refuse(signals, extractive=True):
+            return True, None, raw
+        final = extractive_answer(question, self._narrow(passages, question), similarity)
+        return False, fallback, final
 
 
 def ask(

@@ -231,6 +231,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .calibration import FILE_NAME, collect, curve, fit
+    from .engine import Engine
+    from .evaluate import load_questions
+
+    settings = _settings(args).replace(llm_model="", llm_url="", calibration="threshold")
+    engine = Engine(settings)
+    questions = [q for path in args.files for q in load_questions(path)]
+    with tqdm(total=len(questions), desc="signals", disable=args.json) as bar:
+        signals, answerable = collect(engine.pipeline(use_llm=False), questions, bar.update)
+    meta = {
+        "embedding_model": settings.embedding_model,
+        "fitted_on": [p.name for p in args.files],
+    }
+    fitted = fit(signals, answerable, args.false_refusal, meta)
+    out = args.out or settings.index_dir / FILE_NAME
+    fitted.save(out)
+    probabilities = [fitted.probability(s) for s in signals]
+    point = curve(probabilities, answerable, [fitted.threshold])[0]
+    report = {"file": str(out), "questions": len(questions), **point}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(
+            f"fitted on {len(questions)} questions ({sum(answerable)} answerable) -> {out}\n"
+            f"threshold {fitted.threshold:.3f}: refuses {point['refusal']:.0%} of the "
+            f"unanswerable and {point['false_refusal']:.0%} of the answerable questions"
+        )
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     groups = _settings(args).grouped()
     if args.json:
@@ -311,6 +344,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="fit when to refuse on JSONL questions with answerable and unanswerable ones",
+    )
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument(
+        "--false-refusal",
+        type=float,
+        default=0.05,
+        help="share of answerable questions it may refuse (default 0.05)",
+    )
+    p.add_argument("--out", type=Path, help="where to write it (default: INDEX/calibration.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser(
         "settings", parents=[common], help="show the effective settings and their sources"

@@ -5,9 +5,10 @@ Each has ``to_dict()``: the plain form the UI, the API, the CLI and the export c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .citations import Citation, Passage
+from .signals import Signals
 from .timefilter import Filters
 
 
@@ -78,6 +79,8 @@ class AnswerResult:
     timings: dict[str, float] = field(default_factory=dict)
     llm: str | None = None
     filters: Filters | None = None
+    # what the answer-or-refuse decision weighed (rag.signals); None without evidence
+    signals: Signals | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -95,6 +98,7 @@ class AnswerResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "llm": self.llm,
             "filters": self.filters.to_dict() if self.filters else None,
+            "signals": asdict(self.signals) if self.signals else None,
         }
 
 

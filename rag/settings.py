@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     answer_history_turns: int = _f(
         0, "answers", "conversation turns also put in the answer prompt", ge=0
     )
+    # Answer or refuse: "fitted" weighs the question's signals (rag.signals) by the model in
+    # calibration_file (default: <index_dir>/calibration.json from `rag calibrate`, else the
+    # one shipped in rag/data, fitted on the calibration parts of the question sets);
+    # "threshold" is the earlier hand-set rule below, still the default until the fitted
+    # model is measured on the test parts (docs/calibration.md).
+    calibration: Literal["fitted", "threshold"] = _f(
+        "threshold", "answers", "answer-or-refuse decision: fitted model or hand-set thresholds"
+    )
+    calibration_file: Path | None = _f(
+        None, "answers", "fitted answer-or-refuse model (from `rag calibrate`)"
+    )
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while
@@ -184,7 +195,7 @@ class Settings(BaseSettings):
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("query_prompt", "document_prompt", mode="before")
+    @field_validator("query_prompt", "document_prompt", "calibration_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and value.strip() == "" else value

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rag import prompts
-from rag.answer import answer
+from rag.answer import AnswerPipeline, answer
 from rag.answer_types import asks_for, is_bare_time, names_in, off_type
+from rag.calibration import ThresholdCalibrator
 from rag.engine import Engine
 from tests.fake_llm import ScriptedLLM
 
@@ -108,10 +109,25 @@ def test_a_reply_without_the_asked_name_gives_way_to_the_extractive_answer(scrip
     assert kept["fallback"] is None and kept["answer"].startswith("На территории Казахстана")
 
 
-def test_an_extractive_answer_of_the_wrong_kind_is_refused(built_engine):
-    """No sentence near "ликвидации" gives a number: the articles do not say how many."""
+def _final(pipeline, question: str) -> dict:
+    return [e for e in pipeline.run(question)][-1].result.to_dict()
+
+
+def test_the_hand_set_rule_refuses_an_extractive_answer_of_the_wrong_kind(built_engine):
+    """No sentence near "ликвидации" gives a number: the articles do not say how many.
+    The hand-set rule (``calibration = "threshold"``) refuses; the fitted default weighs
+    the wrong kind as one signal among others."""
+    engine = built_engine
+    pipeline = AnswerPipeline(
+        engine.settings,
+        engine.retriever,
+        engine.embedder,
+        None,
+        ThresholdCalibrator(engine.settings),
+    )
     question = "Сколько боевиков из Казахстана ликвидировано в ходе боевых действий?"
-    result = answer(built_engine, question, use_llm=False)
-    assert not result["weak_evidence"] and result["refused"] and result["citations"] == []
-    answered = answer(built_engine, "Сколько терактов предотвращено с 2014 года?", use_llm=False)
+    result = _final(pipeline, question)
+    assert result["refused"] and result["citations"] == []
+    assert result["signals"]["off_type"] == 1.0
+    answered = _final(pipeline, "Сколько терактов предотвращено с 2014 года?")
     assert not answered["refused"] and "11" in answered["answer"]

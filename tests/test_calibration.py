@@ -1,0 +1,88 @@
+"""The fitted answer-or-refuse model: fitting, its operating point, the file, the choice."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+
+from rag.calibration import (
+    SHIPPED,
+    CalibrationError,
+    FittedCalibrator,
+    ThresholdCalibrator,
+    fit,
+    load_calibrator,
+)
+from rag.settings import Settings
+from rag.signals import Signals
+
+
+def _signals(rng: random.Random, answerable: bool) -> Signals:
+    base = 0.65 if answerable else 0.4
+    return Signals(
+        top_dense=base + rng.gauss(0, 0.1),
+        coverage=base + rng.gauss(0, 0.1),
+        missing_terms=1 - base + rng.gauss(0, 0.1),
+        missing_numbers=float(not answerable and rng.random() < 0.5),
+        missing_names=float(not answerable and rng.random() < 0.5),
+        answer_missing=float(rng.random() < (0.2 if answerable else 0.7)),
+        answer_cosine=base + rng.gauss(0, 0.1),
+        answer_overlap=base + rng.gauss(0, 0.1),
+        off_type=0.0,
+        crosslingual=0.0,
+    )
+
+
+@pytest.fixture()
+def data():
+    rng = random.Random(7)
+    labels = [rng.random() < 0.6 for _ in range(300)]
+    return [_signals(rng, a) for a in labels], labels
+
+
+def test_fit_keeps_false_refusals_within_the_target_and_refuses_the_far(data):
+    signals, labels = data
+    fitted = fit(signals, labels, 0.05)
+    answerable = [s for s, a in zip(signals, labels, strict=True) if a]
+    refused = sum(fitted.refuse(s, extractive=True) for s in answerable)
+    assert refused <= 0.05 * len(answerable)
+    unanswerable = [s for s, a in zip(signals, labels, strict=True) if not a]
+    assert sum(fitted.refuse(s, extractive=True) for s in unanswerable) > 0.5 * len(unanswerable)
+
+
+def test_the_file_round_trips_and_a_foreign_one_is_named(tmp_path, data):
+    settings = Settings.from_env(index_dir=tmp_path / "index")
+    fitted = fit(*data, 0.05, meta={"embedding_model": settings.embedding_model})
+    path = tmp_path / "index" / "calibration.json"
+    fitted.save(path)
+    again = FittedCalibrator.load(path, settings)
+    assert again.probability(data[0][0]) == pytest.approx(fitted.probability(data[0][0]))
+    fitted_settings = settings.replace(calibration="fitted")
+    assert isinstance(load_calibrator(fitted_settings), FittedCalibrator)
+    path.write_text('{"features": ["top_dense"]}', "utf-8")
+    with pytest.raises(CalibrationError, match="rag calibrate"):
+        load_calibrator(fitted_settings)
+    path.write_text("not json", "utf-8")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        load_calibrator(fitted_settings)
+
+
+def test_a_fit_for_another_embedding_model_falls_back_to_the_rule(tmp_path, data, caplog):
+    settings = Settings.from_env(index_dir=tmp_path, calibration="fitted")
+    fit(*data, 0.05, meta={"embedding_model": "another-model"}).save(tmp_path / "calibration.json")
+    with caplog.at_level(logging.WARNING):
+        assert isinstance(load_calibrator(settings), ThresholdCalibrator)
+    assert "another-model" in caplog.text
+
+
+def test_the_shipped_fit_matches_the_signals():
+    fitted = FittedCalibrator.load(SHIPPED, Settings.from_env())
+    assert len(fitted.coef) == len(Signals.names()) and 0 < fitted.threshold < 1
+
+
+def test_fitting_needs_both_kinds_of_questions(data):
+    signals, _ = data
+    with pytest.raises(CalibrationError, match="unanswerable"):
+        fit(signals, [True] * len(signals), 0.05)
