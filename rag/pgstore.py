@@ -232,7 +232,7 @@ class PgStore:
                     for statement in _schema(build.dimension):
                         conn.execute(statement)
                 else:
-                    self._forget(conn, [*build.removed, *build.embedded])
+                    self._forget(conn, [*build.removed, *build.embedded, *build.copies])
                 fault("write articles")
                 self._insert(conn, build)
                 fault("write lexemes")
@@ -293,7 +293,7 @@ class PgStore:
                         Jsonb(build.documents[f]),
                         build.extracted.get(f),
                     )
-                    for f in build.embedded
+                    for f in [*build.embedded, *build.copies]
                 ],
             )
             copy_sql = (
@@ -328,6 +328,7 @@ class PgStore:
             "dense_index": "hnsw",
             "chunker": CHUNKER_VERSION,
             "signature": build.signature,
+            "stories": build.stories,
             "counts": build.counts(),
             "skipped": {s.file: s.reason for s in build.skipped},
         }
