@@ -1,7 +1,7 @@
 """How alike copies of one story are, against distinct articles: the near-duplicate
 threshold (``rag.stories.THRESHOLD``) is chosen from this.
 
-    .venv/bin/python bench/duplicates.py
+    .venv/bin/python bench/duplicates.py [--articles 2000]
 
 Copies are made from the 5 news articles of ``corpus/`` and the 24 XQuAD-ru articles
 (fixed seed), the way a story is re-published: another headline (and an outlet line), a
@@ -10,23 +10,36 @@ stands, a rewrite (a fifth of the words changed) and an abridged copy (its first
 Distinct pairs are every pair of those 29 articles and every pair of the 120 XQuAD-ru
 paragraphs (paragraphs of one Wikipedia article share their topic and names). For each
 kind the true Jaccard of the word-shingle sets and the MinHash estimate the index uses
-are shown.
+are shown. Last, the time ``rag.stories.find`` takes on ``--articles`` texts of 300 words
+drawn from the corpus's words (it runs on every build that changes something).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import random
 import statistics
 import sys
+import time
 from itertools import combinations
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.chunking import sentence_spans
-from rag.corpus import parse
+from rag.corpus import Document, parse
 from rag.settings import PROJECT_ROOT
-from rag.stories import NUM_PERM, SHINGLE_WORDS, THRESHOLD, jaccard, shingles, signature
+from rag.stories import (
+    NUM_PERM,
+    SHINGLE_WORDS,
+    THRESHOLD,
+    find,
+    jaccard,
+    shingles,
+    signature,
+    words,
+)
 
 XQUAD = PROJECT_ROOT / "bench" / "data" / "xquad-ru" / "articles"
 OUTLETS = ["Kazinform", "Zakon.kz", "Informburo", "Vlast.kz"]
@@ -91,7 +104,26 @@ def row(name: str, exact: list[float], estimated: list[float], copies: bool) -> 
     )
 
 
+def find_cost(texts: list[str], articles: int, rng: random.Random) -> str:
+    vocabulary = [w for text in texts for w in words(text)]
+    docs = []
+    for i in range(articles):
+        text = " ".join(rng.choices(vocabulary, k=300))
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        docs.append(Document(f"{i:05d}.txt", text, "utf-8", sha, "", [(0, len(text))]))
+    started = time.perf_counter()
+    stories = find(docs)
+    seconds = time.perf_counter() - started
+    return (
+        f"find() on {articles} articles of 300 words: {seconds:.2f} s "
+        f"({1000 * seconds / articles:.2f} ms per article), {len(stories.groups)} stories"
+    )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--articles", type=int, default=2000)
+    args = parser.parse_args()
     rng = random.Random(15)
     texts = articles()
     print(f"word {SHINGLE_WORDS}-shingles, MinHash {NUM_PERM} permutations, threshold {THRESHOLD}")
@@ -123,6 +155,8 @@ def main() -> None:
     ]
     paragraphs = [p for p in paragraphs if p.strip()]
     print(row("distinct paragraphs (XQuAD-ru)", *distinct(paragraphs), copies=False))
+    print()
+    print(find_cost(texts, args.articles, rng))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from .lexical import LexicalIndex
 from .settings import Settings
 from .store import NewBuild, Snapshot
 from .stories import find as find_stories
+from .stories import with_copies
 
 log = logging.getLogger(__name__)
 
@@ -185,14 +186,16 @@ class Index:
 
     def article_texts(self) -> dict[str, str]:
         """Extracted text for converted files, else the chunks laid back at their offsets
-        (the parts between chunks are boilerplate, blanked)."""
+        (the parts between chunks are boilerplate, blanked); an exact copy's is its
+        holder's."""
         texts: dict[str, str] = {}
         extracted = self.path / "extracted.jsonl"
         if extracted.exists():
             for line in extracted.read_text("utf-8").splitlines():
                 row = json.loads(line)
                 texts[row["file"]] = row["text"]
-        return texts | texts_from_chunks(c for c in self.chunks if c.file not in texts)
+        texts |= texts_from_chunks(c for c in self.chunks if c.file not in texts)
+        return with_copies(texts, self.manifest)
 
     def disk_problem(self) -> str | None:
         """Whether this build's files are still on disk as written, or why not."""

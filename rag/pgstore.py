@@ -36,6 +36,7 @@ from .index import (
 )
 from .settings import Settings, hide_password
 from .store import NewBuild, Snapshot
+from .stories import with_copies
 
 try:
     import psycopg
@@ -424,7 +425,7 @@ class PgSnapshot:
             " WHERE a.extracted IS NULL ORDER BY c.file, c.chunk",
             (),
         )
-        return texts | texts_from_chunks(Chunk(*row) for row in chunks)
+        return with_copies(texts | texts_from_chunks(Chunk(*row) for row in chunks), self.manifest)
 
     def disk_problem(self) -> str | None:
         """Why the database no longer serves this build, or None."""

@@ -185,6 +185,12 @@ class Stories:
         )
 
 
+def with_copies(texts: dict[str, str], manifest: Mapping) -> dict[str, str]:
+    """Article texts with each exact copy's added: its holder's, character for character."""
+    copies = (manifest.get("stories") or {}).get("copies", {})
+    return texts | {c: texts[h] for c, h in copies.items() if h in texts and c not in texts}
+
+
 def duplicate_entry(file: str, documents: Mapping[str, dict]) -> dict:
     meta = documents.get(file, {})
     return {

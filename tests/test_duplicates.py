@@ -3,65 +3,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from rag.retrieve import Hit
 from rag.stories import THRESHOLD, Stories, find, jaccard, shingles, signature
 from rag.timefilter import explicit
-from tests.archive_files import news_page, seed
+from tests.archive_files import COPY, EDITED, FIRST, SYNDICATED, story_copies
 from tests.conftest import CORPUS, run_cli
 
-SEED = CORPUS / "000_14c9b7630dbfab34.txt"
+SEED = CORPUS / "000_14c9b7630dbfab34.txt"  # the story copied
 OTHERS = sorted(p for p in CORPUS.iterdir() if p != SEED)
 QUERY = "Швейкин 11 терактов предотвращено"
-
-# the story as first published, an exact copy (same text, another outlet and day), the
-# wire story re-published under another headline with a few words changed, and a copy
-# edited by hand (words changed, a sentence dropped) saved as text
-FIRST = "news/shveikin.html"
-COPY = "news/shveikin_kazinform.html"
-SYNDICATED = "zakon/antiterror.html"
-EDITED = "edited.txt"
-
-
-def edit(paragraphs: list[str]) -> list[str]:
-    """A few words changed and the second sentence of the second paragraph dropped."""
-    out = [p.replace("сообщил", "рассказал").replace("сегодня", "в четверг") for p in paragraphs]
-    first, _, rest = out[1].partition(". ")
-    out[1] = first + ". " + rest.partition(". ")[2]
-    return out
-
-
-def write_story_corpus(corpus) -> None:
-    title, paragraphs = seed(SEED)
-    (corpus / "news").mkdir(parents=True)
-    (corpus / "zakon").mkdir()
-    (corpus / FIRST).write_bytes(
-        news_page(title, paragraphs, "2015-03-12T10:00:00+06:00", "Tengrinews")
-    )
-    (corpus / COPY).write_bytes(
-        news_page(title, paragraphs, "2015-03-13T09:00:00+06:00", "Kazinform", "Иван Петров")
-    )
-    wire = [p.replace("Об этом сегодня", "Об этом в среду") for p in paragraphs]
-    (corpus / SYNDICATED).write_bytes(
-        news_page(
-            "КНБ: в Казахстане за год сорвали 11 терактов",
-            wire,
-            "2015-03-14T12:00:00+06:00",
-            "Zakon.kz",
-        )
-    )
-    (corpus / EDITED).write_text("\n\n".join([title, *edit(paragraphs)]), encoding="utf-8")
-    for path in OTHERS:
-        shutil.copy(path, corpus / path.name)
 
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory):
     corpus = tmp_path_factory.mktemp("stories")
-    write_story_corpus(corpus)
+    story_copies(corpus, SEED, OTHERS)
     from rag.corpus import read_corpus
 
     docs, skipped = read_corpus(corpus)
@@ -72,7 +31,7 @@ def documents(tmp_path_factory):
 def test_copies_are_alike_and_distinct_articles_are_not(documents):
     first = documents[FIRST].text
     for name in (SYNDICATED, EDITED):
-        assert jaccard(shingles(first), shingles(documents[name].text)) > 0.8
+        assert 0.8 < jaccard(shingles(first), shingles(documents[name].text)) < 1
         assert signature(first).jaccard(signature(documents[name].text)) >= THRESHOLD
     for path in OTHERS:
         assert jaccard(shingles(first), shingles(documents[path.name].text)) < 0.05
@@ -129,7 +88,7 @@ def test_collapse_keeps_one_file_per_story_in_the_place_of_its_best_hit():
 def test_duplicates_are_indexed_once_and_collapsed_in_search(make_engine):
     engine = make_engine([])
     corpus = engine.settings.corpus_dir
-    write_story_corpus(corpus)
+    story_copies(corpus, SEED, OTHERS)
     report = engine.build_index()
     assert report.files_copies == [COPY] and report.stories == 1
     assert COPY not in report.files_embedded
@@ -142,6 +101,8 @@ def test_duplicates_are_indexed_once_and_collapsed_in_search(make_engine):
     assert not [c for c in index.chunks if c.file == COPY]  # indexed once
     assert [c.text for c in index.chunks if c.file == FIRST]
     assert index.manifest["stories"]["groups"] == [[FIRST, COPY, SYNDICATED, EDITED]]
+    texts = index.article_texts()
+    assert texts[COPY] == texts[FIRST]  # the copy's text, for the timeline
     story = {FIRST, COPY, SYNDICATED, EDITED}
 
     # the Python API: one file per story, the earliest, listing the other copies
@@ -207,3 +168,21 @@ def test_duplicates_are_indexed_once_and_collapsed_in_search(make_engine):
     assert report.files_embedded == [EDITED]
     assert engine.index.manifest["stories"]["groups"] == [[COPY, SYNDICATED]]
     assert engine.search("приют для котов", k=1)[0].duplicates == ()
+
+
+def test_the_ui_names_the_other_copies_under_a_hit():
+    from rag.ui.labels import labels_for
+    from rag.ui.render import render_hits, render_passages
+
+    stories = Stories([["a.html", "b.html", "c.txt"]], {"b.html": "a.html"})
+    documents = {
+        "a.html": {"title": "A", "date": "2015-03-12", "source": "Tengrinews"},
+        "b.html": {"title": "B", "date": "2015-03-13", "source": "Kazinform"},
+        "c.txt": {"title": "C", "date": None, "source": ""},
+    }
+    hit = stories.collapse([_hit(1, "a.html")], documents, None)[0].to_dict()
+    page = render_hits([hit], "текст")
+    assert "также: Kazinform, 2015-03-13; c.txt</small>" in page
+    assert "also: Kazinform, 2015-03-13; c.txt" in render_hits([hit], "текст", labels_for("en"))
+    assert "также: Kazinform" in render_passages([hit], "—")
+    assert "copies" not in render_passages([_hit(1, "x.txt").to_dict()], "—")
