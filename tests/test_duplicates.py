@@ -185,4 +185,5 @@ def test_the_ui_names_the_other_copies_under_a_hit():
     assert "также: Kazinform, 2015-03-13; c.txt</small>" in page
     assert "also: Kazinform, 2015-03-13; c.txt" in render_hits([hit], "текст", labels_for("en"))
     assert "также: Kazinform" in render_passages([hit], "—")
+    assert "also: Kazinform" in render_passages([hit], labels_for("en")["none"])
     assert "copies" not in render_passages([_hit(1, "x.txt").to_dict()], "—")

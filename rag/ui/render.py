@@ -72,9 +72,11 @@ def _copies(p: dict, labels: dict) -> str:
     return f"<br><small class='copies'>{word}: {'; '.join(names)}</small>"
 
 
-def render_passages(passages: list[dict], empty: str, labels: dict = RU) -> str:
+def render_passages(passages: list[dict], empty: str, labels: dict | None = None) -> str:
     if not passages:
         return f"<p>{html.escape(empty)}</p>"
+    # callers that pass only the "none" label: its language is the page's
+    labels = labels or (EN if empty == EN["none"] else RU)
     out = []
     for p in passages:
         n = p.get("n", p.get("rank"))
