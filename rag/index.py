@@ -615,6 +615,8 @@ class IndexBuilder:
             report.chunks_total = len(previous)
             report.files_reused = [d.file for d in docs]
             report.build_id = previous.build_id
+            stories = previous.manifest["stories"]
+            report.files_copies, report.stories = sorted(stories["copies"]), len(stories["groups"])
             on_progress(1.0, "index is up to date")
             return report
 

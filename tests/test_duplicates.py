@@ -145,6 +145,10 @@ def test_duplicates_are_indexed_once_and_collapsed_in_search(make_engine):
         for r in results:  # the passage as it stands in that outlet's file
             assert extracted[copy][r["start"] : r["end"]] == r["text"]
         assert FIRST in {d["file"] for d in results[0]["duplicates"]}
+    text = run_cli(engine, "search", QUERY, "--k", "3").stdout
+    assert "also: Kazinform (2015-03-13); Zakon.kz (2015-03-14); edited.txt" in text
+    indexed = json.loads(run_cli(engine, "index", "--json", "--quiet").stdout)
+    assert indexed["unchanged"] and indexed["files_copies"] == [COPY] and indexed["stories"] == 1
     # a date filter: the earliest copy the range admits
     results = search("--since", "2015-03-13")
     assert {r["file"] for r in results} & story == {COPY}
