@@ -37,7 +37,7 @@ from .lexical import LexicalIndex
 from .settings import Settings
 from .store import NewBuild, Snapshot
 from .stories import find as find_stories
-from .stories import with_copies
+from .stories import stories_current, with_copies
 
 log = logging.getLogger(__name__)
 
@@ -607,7 +607,8 @@ class IndexBuilder:
 
         if (
             previous
-            and "stories" in previous.manifest  # builds before duplicates were found
+            # found with today's method (builds before duplicates were found have none)
+            and stories_current(previous.manifest.get("stories"))
             and not report.files_removed
             and all(old_files.get(d.file, {}).get("sha256") == d.sha256 for d in docs)
         ):
@@ -661,8 +662,9 @@ class IndexBuilder:
             cursor += len(chunks)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         documents: dict[str, dict] = {}
+        reused_files = set(report.files_reused)
         for doc in docs:
-            reused = doc.file in report.files_reused
+            reused = doc.file in reused_files
             if reused:
                 chunk_count = old_files[doc.file]["chunks"]
             else:

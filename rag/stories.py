@@ -37,6 +37,14 @@ THRESHOLD = 0.5
 MIN_WORDS = 20  # shorter texts (a headline, a caption) are never grouped by similarity
 SEED = 1
 
+# stored with the stories: a build by another method finds them again
+METHOD = {
+    "threshold": THRESHOLD,
+    "shingle_words": SHINGLE_WORDS,
+    "num_perm": NUM_PERM,
+    "seed": SEED,
+}
+
 _WORD = re.compile(r"\w+")
 
 
@@ -94,13 +102,7 @@ class Stories:
             self._sharing.setdefault(holder, [holder]).append(copy)
 
     def to_dict(self) -> dict:
-        return {
-            "threshold": THRESHOLD,
-            "shingle_words": SHINGLE_WORDS,
-            "num_perm": NUM_PERM,
-            "groups": self.groups,
-            "copies": self.copies,
-        }
+        return METHOD | {"groups": self.groups, "copies": self.copies}
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Stories:
@@ -183,6 +185,11 @@ class Stories:
             source=meta.get("source", ""),
             duplicates=tuple(duplicate_entry(f, documents) for f in self.story(file) if f != file),
         )
+
+
+def stories_current(stored: Mapping | None) -> bool:
+    """Whether stories stored with a build were found by this method."""
+    return stored is not None and all(stored.get(k) == v for k, v in METHOD.items())
 
 
 def with_copies(texts: dict[str, str], manifest: Mapping) -> dict[str, str]:
