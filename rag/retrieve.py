@@ -150,7 +150,7 @@ class Retriever:
         self.load_problem: str | None = None
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._stories: tuple[str, Stories] | None = None  # (build id, its stories)
+        self._stories: tuple[Snapshot, Stories] | None = None  # (loaded build, its stories)
 
     @property
     def index(self) -> Snapshot:
@@ -186,10 +186,10 @@ class Retriever:
         return self._index.disk_problem()
 
     def stories(self, index: Snapshot) -> Stories:
-        """The duplicate stories of ``index``'s build, read once per build."""
+        """The duplicate stories of ``index``'s build, read once per loaded build."""
         cached = self._stories
-        if cached is None or cached[0] != index.build_id:
-            cached = self._stories = (index.build_id, Stories.from_manifest(index.manifest))
+        if cached is None or cached[0] is not index:
+            cached = self._stories = (index, Stories.from_manifest(index.manifest))
         return cached[1]
 
     def clear_cache(self) -> None:

@@ -173,6 +173,17 @@ def test_duplicates_are_indexed_once_and_collapsed_in_search(make_engine):
     assert engine.index.manifest["stories"]["groups"] == [[COPY, SYNDICATED]]
     assert engine.search("приют для котов", k=1)[0].duplicates == ()
 
+    # an index built before stories were found (or by another threshold) finds them anew
+    manifest_path = engine.index.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text("utf-8"))
+    del manifest["stories"]
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
+    engine.retriever._index = None  # as a new process would load it
+    assert not engine.search(QUERY, k=8)[0].duplicates
+    report = engine.build_index()
+    assert not report.unchanged and report.files_embedded == [] and report.stories == 1
+    assert engine.index.manifest["stories"]["groups"] == [[COPY, SYNDICATED]]
+
 
 def test_the_ui_names_the_other_copies_under_a_hit():
     from rag.ui.labels import labels_for
