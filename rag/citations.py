@@ -35,9 +35,14 @@ class Passage:
     score: float = 0.0
     dense_score: float | None = None
     date: str | None = None  # the article's date: an answer says when its source ran
+    source: str = ""  # the article's outlet
+    # other copies of the story (rag.stories): {file, title, date, source}, earliest first
+    duplicates: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["duplicates"] = [dict(d) for d in self.duplicates]
+        return data
 
 
 @dataclass

@@ -72,6 +72,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                     "files_embedded": report.files_embedded,
                     "files_reused": report.files_reused,
                     "files_removed": report.files_removed,
+                    "files_copies": report.files_copies,
+                    "stories": report.stories,
                     "files_skipped": {s.file: s.reason for s in report.files_skipped},
                     "chunks_total": report.chunks_total,
                     "chunks_embedded": report.chunks_embedded,
@@ -105,7 +107,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             "score",
             "text",
         )
-        results = [{f: getattr(h, f) for f in fields} for h in hits]
+        # duplicates: the story's other copies (another outlet, headline or day)
+        results = [
+            {f: getattr(h, f) for f in fields} | {"duplicates": list(h.duplicates)} for h in hits
+        ]
         out = {
             "query": args.query,
             "filters": filters.to_dict() if filters else None,
@@ -121,8 +126,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         when = f" ({h.date})" if h.date else ""
         print(f"{h.rank}. {h.file} [{h.start}:{h.end}] score={h.score:.4f}  {h.title}{when}")
         print("   " + " ".join(h.text.split()))
+        if h.duplicates:
+            print("   also: " + "; ".join(_copy_line(d) for d in h.duplicates))
         print()
     return 0
+
+
+def _copy_line(duplicate: dict) -> str:
+    """Another copy of a story: its outlet (or file) and date."""
+    where = duplicate.get("source") or duplicate["file"]
+    return f"{where} ({duplicate['date']})" if duplicate.get("date") else where
 
 
 def _filters(args: argparse.Namespace):

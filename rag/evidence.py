@@ -163,7 +163,19 @@ def build_passages(
         start, end, text = window
         n = len(passages) + 1
         passages.append(
-            Passage(n, hit.file, hit.title, start, end, text, hit.score, hit.dense_score, hit.date)
+            Passage(
+                n,
+                hit.file,
+                hit.title,
+                start,
+                end,
+                text,
+                hit.score,
+                hit.dense_score,
+                hit.date,
+                hit.source,
+                hit.duplicates,
+            )
         )
     return passages
 

@@ -36,6 +36,8 @@ from .hashing import sha256_of
 from .lexical import LexicalIndex
 from .settings import Settings
 from .store import NewBuild, Snapshot
+from .stories import find as find_stories
+from .stories import stories_current, with_copies
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class BuildReport:
     files_reused: list[str] = field(default_factory=list)
     files_removed: list[str] = field(default_factory=list)
     files_skipped: list[Skipped] = field(default_factory=list)
+    # exact copies of another file: indexed once, under that file (rag.stories)
+    files_copies: list[str] = field(default_factory=list)
+    stories: int = 0  # stories of two or more files (exact copies and near-duplicates)
     chunks_total: int = 0
     chunks_embedded: int = 0
     full_rebuild: bool = False
@@ -85,6 +90,11 @@ class BuildReport:
             f"  embedded {len(self.files_embedded)} files ({self.chunks_embedded} chunks), "
             f"reused {len(self.files_reused)}, removed {len(self.files_removed)}",
         ]
+        if self.stories:
+            lines.append(
+                f"  duplicate stories: {self.stories} (each shown once), "
+                f"{len(self.files_copies)} exact copies indexed once"
+            )
         lines += [f"  skipped {s.file}: {s.reason}" for s in self.files_skipped]
         return "\n".join(lines)
 
@@ -176,14 +186,16 @@ class Index:
 
     def article_texts(self) -> dict[str, str]:
         """Extracted text for converted files, else the chunks laid back at their offsets
-        (the parts between chunks are boilerplate, blanked)."""
+        (the parts between chunks are boilerplate, blanked); an exact copy's is its
+        holder's."""
         texts: dict[str, str] = {}
         extracted = self.path / "extracted.jsonl"
         if extracted.exists():
             for line in extracted.read_text("utf-8").splitlines():
                 row = json.loads(line)
                 texts[row["file"]] = row["text"]
-        return texts | texts_from_chunks(c for c in self.chunks if c.file not in texts)
+        texts |= texts_from_chunks(c for c in self.chunks if c.file not in texts)
+        return with_copies(texts, self.manifest)
 
     def disk_problem(self) -> str | None:
         """Whether this build's files are still on disk as written, or why not."""
@@ -379,10 +391,12 @@ class EmbeddedStore:
                 doc_chunks = [previous.chunks[r] for r in item]
                 rows.append(previous.vectors[item])
                 known_tokens.extend(previous.lexical.tokens[r] for r in item)
-            else:
+            elif doc.file in build.embedded:
                 doc_chunks, vectors = build.embedded[doc.file]
                 rows.append(vectors)
                 known_tokens.extend([None] * len(doc_chunks))
+            else:  # an exact copy: its holder's passages stand for it
+                doc_chunks = []
             chunks.extend(
                 Chunk(c.file, doc.title, i, c.start, c.end, c.text)
                 for i, c in enumerate(doc_chunks)
@@ -496,6 +510,7 @@ class EmbeddedStore:
             },
             "signature": build.signature,
             "documents": build.documents,
+            "stories": build.stories,
             "chunks": len(chunks),
             "counts": build.counts(),
             "skipped": {s.file: s.reason for s in build.skipped},
@@ -592,6 +607,8 @@ class IndexBuilder:
 
         if (
             previous
+            # found with today's method (builds before duplicates were found have none)
+            and stories_current(previous.manifest.get("stories"))
             and not report.files_removed
             and all(old_files.get(d.file, {}).get("sha256") == d.sha256 for d in docs)
         ):
@@ -599,15 +616,29 @@ class IndexBuilder:
             report.chunks_total = len(previous)
             report.files_reused = [d.file for d in docs]
             report.build_id = previous.build_id
+            stories = previous.manifest["stories"]
+            report.files_copies, report.stories = sorted(stories["copies"]), len(stories["groups"])
             on_progress(1.0, "index is up to date")
             return report
+
+        # Exact copies are indexed once; a story's holder of passages stays where it was.
+        on_progress(0.05, "finding duplicate stories")
+        old_copies = previous.manifest.get("stories", {}).get("copies", {}) if previous else {}
+        stories = find_stories(docs, holders=set(old_files) - set(old_copies))
+        report.files_copies = sorted(stories.copies)
+        report.stories = len(stories.groups)
 
         # Chunk changed files; the store keeps the rows of unchanged ones.
         new_chunks: dict[str, list[Chunk]] = {}
         to_embed: list[Chunk] = []
+        copies: list[str] = []  # new or changed exact copies: stored without passages
         for doc in docs:
-            if previous and old_files.get(doc.file, {}).get("sha256") == doc.sha256:
+            same = previous and old_files.get(doc.file, {}).get("sha256") == doc.sha256
+            # a copy whose holder went (or a holder that became a copy) is stored anew
+            if same and (doc.file in old_copies) == (doc.file in stories.copies):
                 report.files_reused.append(doc.file)
+            elif doc.file in stories.copies:
+                copies.append(doc.file)
             else:
                 chunks = chunk_document(
                     doc,
@@ -631,8 +662,13 @@ class IndexBuilder:
             cursor += len(chunks)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         documents: dict[str, dict] = {}
+        reused_files = set(report.files_reused)
         for doc in docs:
-            reused = doc.file not in embedded
+            reused = doc.file in reused_files
+            if reused:
+                chunk_count = old_files[doc.file]["chunks"]
+            else:
+                chunk_count = len(embedded[doc.file][0]) if doc.file in embedded else 0
             documents[doc.file] = {
                 "sha256": doc.sha256,
                 "title": doc.title,
@@ -642,7 +678,7 @@ class IndexBuilder:
                 "source": doc.source,
                 "author": doc.author,
                 "language": doc.language,
-                "chunks": old_files[doc.file]["chunks"] if reused else len(embedded[doc.file][0]),
+                "chunks": chunk_count,
                 "indexed_at": old_files[doc.file]["indexed_at"] if reused else stamp,
             }
         report.chunks_total = sum(d["chunks"] for d in documents.values())
@@ -655,6 +691,8 @@ class IndexBuilder:
             docs=docs,
             documents=documents,
             embedded=embedded,
+            copies=copies,
+            stories=stories.to_dict(),
             reused=report.files_reused,
             removed=report.files_removed,
             skipped=report.files_skipped,

@@ -36,6 +36,7 @@ from .index import (
 )
 from .settings import Settings, hide_password
 from .store import NewBuild, Snapshot
+from .stories import with_copies
 
 try:
     import psycopg
@@ -232,7 +233,7 @@ class PgStore:
                     for statement in _schema(build.dimension):
                         conn.execute(statement)
                 else:
-                    self._forget(conn, [*build.removed, *build.embedded])
+                    self._forget(conn, [*build.removed, *build.embedded, *build.copies])
                 fault("write articles")
                 self._insert(conn, build)
                 fault("write lexemes")
@@ -293,7 +294,7 @@ class PgStore:
                         Jsonb(build.documents[f]),
                         build.extracted.get(f),
                     )
-                    for f in build.embedded
+                    for f in [*build.embedded, *build.copies]
                 ],
             )
             copy_sql = (
@@ -328,6 +329,7 @@ class PgStore:
             "dense_index": "hnsw",
             "chunker": CHUNKER_VERSION,
             "signature": build.signature,
+            "stories": build.stories,
             "counts": build.counts(),
             "skipped": {s.file: s.reason for s in build.skipped},
         }
@@ -423,7 +425,7 @@ class PgSnapshot:
             " WHERE a.extracted IS NULL ORDER BY c.file, c.chunk",
             (),
         )
-        return texts | texts_from_chunks(Chunk(*row) for row in chunks)
+        return with_copies(texts | texts_from_chunks(Chunk(*row) for row in chunks), self.manifest)
 
     def disk_problem(self) -> str | None:
         """Why the database no longer serves this build, or None."""

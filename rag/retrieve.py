@@ -13,6 +13,7 @@ import numpy as np
 from .index import IndexError_
 from .settings import Settings
 from .store import Snapshot, Store, open_store
+from .stories import Stories
 from .timefilter import Filters
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,13 @@ class Hit:
     chunks: tuple[int, ...] = ()  # chunk numbers merged into this hit
     date: str | None = None  # the article's publication date (ISO, or --MM-DD), None unknown
     source: str = ""  # the article's outlet, "" when unknown
+    # the story's other copies (rag.stories): {file, title, date, source}, earliest first
+    duplicates: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["chunks"] = list(self.chunks)
+        data["duplicates"] = [dict(d) for d in self.duplicates]
         return data
 
 
@@ -125,6 +129,7 @@ def _join(run: list[Hit]) -> Hit:
         chunks=tuple(c for h in run for c in h.chunks),
         date=first.date,
         source=first.source,
+        duplicates=first.duplicates,
     )
 
 
@@ -145,6 +150,7 @@ class Retriever:
         self.load_problem: str | None = None
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._stories: tuple[Snapshot, Stories] | None = None  # (loaded build, its stories)
 
     @property
     def index(self) -> Snapshot:
@@ -179,6 +185,13 @@ class Retriever:
             return self.load_problem
         return self._index.disk_problem()
 
+    def stories(self, index: Snapshot) -> Stories:
+        """The duplicate stories of ``index``'s build, read once per loaded build."""
+        cached = self._stories
+        if cached is None or cached[0] is not index:
+            cached = self._stories = (index, Stories.from_manifest(index.manifest))
+        return cached[1]
+
     def clear_cache(self) -> None:
         self._query_cache.clear()
 
@@ -209,6 +222,8 @@ class Retriever:
         index = self.index
         with index.reading():
             hits = self._ranked_hits(index, query, k, mode, filters)
+        # one file per story: the earliest copy, or the one the filters name
+        hits = self.stories(index).collapse(hits, index.manifest.get("documents", {}), filters)
         if not merge:
             return hits[:k]
         # Merge among the top hits, taking more until k distinct passages remain.
@@ -261,14 +276,12 @@ class Retriever:
             missing = [row for row, _ in ranked if row not in dense]
             dense.update(index.similarities(self.embed_query(query), missing))
         documents = index.manifest.get("documents", {})
-        if filters:
+        if filters:  # a passage shared by exact copies passes when one of them does
+            stories = self.stories(index)
             ranked = [
                 (row, score)
                 for row, score in ranked
-                if filters.allows(
-                    documents.get(chunks[row].file, {}).get("date"),
-                    documents.get(chunks[row].file, {}).get("source", ""),
-                )
+                if stories.admitted(chunks[row].file, documents, filters)
             ]
         hits = []
         for rank, (row, score) in enumerate(ranked, 1):

@@ -70,6 +70,8 @@ class NewBuild:
     embedded: dict[str, tuple[list[Chunk], np.ndarray]]  # new or changed files
     reused: list[str]  # files whose stored chunks and vectors stay
     removed: list[str]
+    copies: list[str] = field(default_factory=list)  # new exact copies: no passages of their own
+    stories: dict = field(default_factory=dict)  # rag.stories.Stories.to_dict()
     skipped: list[Skipped] = field(default_factory=list)
     extracted: dict[str, str] = field(default_factory=dict)  # HTML/PDF/DOCX text
     full: bool = False  # nothing of the previous build is kept
@@ -81,6 +83,7 @@ class NewBuild:
         return {
             "files": len(self.docs),
             "files_embedded": len(self.embedded),
+            "files_copies": len(self.copies),
             "files_reused": len(self.reused),
             "files_removed": len(self.removed),
             "files_skipped": len(self.skipped),

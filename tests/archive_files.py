@@ -82,3 +82,48 @@ def seed(path: Path) -> tuple[str, list[str]]:
     paragraphs = [line for s, e in doc.sections for line in doc.original[s:e].splitlines()]
     paragraphs = [p.strip() for p in paragraphs if p.strip()]
     return paragraphs[0], paragraphs[1:]
+
+
+# One story as an archive holds it: as first published, an exact copy (the same text under
+# another outlet and day), the wire story re-published under another headline with a few
+# words changed, and a copy edited by hand (words changed, a sentence dropped) saved as text.
+FIRST = "news/shveikin.html"
+COPY = "news/shveikin_kazinform.html"
+SYNDICATED = "zakon/antiterror.html"
+EDITED = "edited.txt"
+
+
+def edited(paragraphs: list[str]) -> list[str]:
+    """A few words changed and the second sentence of the second paragraph dropped."""
+    out = [p.replace("сообщил", "рассказал").replace("сегодня", "в четверг") for p in paragraphs]
+    first, _, rest = out[1].partition(". ")
+    out[1] = first + ". " + rest.partition(". ")[2]
+    return out
+
+
+def story_copies(corpus: Path, story: Path, others: list[Path]) -> None:
+    """The four copies of the ``story`` article (above) and the ``others`` as they are."""
+    import shutil
+
+    title, paragraphs = seed(story)
+    (corpus / "news").mkdir(parents=True, exist_ok=True)
+    (corpus / "zakon").mkdir(exist_ok=True)
+    (corpus / FIRST).write_bytes(
+        news_page(title, paragraphs, "2015-03-12T10:00:00+06:00", "Tengrinews")
+    )
+    (corpus / COPY).write_bytes(
+        news_page(title, paragraphs, "2015-03-13T09:00:00+06:00", "Kazinform", "Иван Петров")
+    )
+    wire = [p.replace("Об этом сегодня", "Об этом в среду") for p in paragraphs]
+    assert wire != paragraphs
+    (corpus / SYNDICATED).write_bytes(
+        news_page(
+            "КНБ: в Казахстане за год сорвали 11 терактов",
+            wire,
+            "2015-03-14T12:00:00+06:00",
+            "Zakon.kz",
+        )
+    )
+    (corpus / EDITED).write_text("\n\n".join([title, *edited(paragraphs)]), encoding="utf-8")
+    for path in others:
+        shutil.copy(path, corpus / path.name)

@@ -114,13 +114,9 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
         news_page(other_title, other, "2016-01-20T09:30:00+06:00", "Kazinform")
     )
     report = engine.build_index()
-    assert sorted(report.files_embedded) == [
-        "000.txt",
-        "astana.html",
-        "page.html",
-        "story.docx",
-        "story.pdf",
-    ]
+    # the DOCX holds the page's text exactly: indexed once (tests/test_duplicates.py)
+    assert sorted(report.files_embedded) == ["000.txt", "astana.html", "page.html", "story.pdf"]
+    assert report.files_copies == ["story.docx"]
 
     index = engine.index
     docs = index.manifest["documents"]
@@ -141,7 +137,10 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
     by_file = {r["file"]: r for r in results}
     assert by_file["page.html"]["date"] == "2015-03-12"
     assert by_file["page.html"]["source"] == "Tengrinews"
-    assert by_file["000.txt"]["date"] is None
+    # the other formats are copies of that story: the earliest (dated) one is shown
+    copies = {d["file"]: d for d in by_file["page.html"]["duplicates"]}
+    assert set(copies) == {"000.txt", "story.docx", "story.pdf"}
+    assert copies["000.txt"]["date"] is None
     for r in results:
         text = extracted.get(r["file"]) or (corpus / r["file"]).read_text("utf-8")
         assert text[r["start"] : r["end"]] == r["text"]
@@ -157,11 +156,12 @@ def test_converted_files_index_and_cite_into_the_extracted_text(make_engine, art
     found, applied = files("Сколько терактов предотвращено в 2015 году?")
     assert applied["expression"] == "в 2015 году"
     assert (applied["since"], applied["until"]) == ("2015-01-01", "2015-12-31")
-    assert "astana.html" not in found and "page.html" in found and "000.txt" in found
+    assert "astana.html" not in found and "page.html" in found
     # relative to the newest article (2016-01-20), not to today
     found, applied = files("что писали о терактах в прошлом месяце")
     assert (applied["since"], applied["until"]) == ("2015-12-01", "2015-12-31")
     assert "astana.html" not in found and "page.html" not in found
+    assert "000.txt" in found  # undated: the story's earliest undated copy stays
     bad = run_cli(engine, "search", "теракты", "--since", "вчера", check=False)
     assert bad.returncode != 0 and "YYYY" in bad.stderr
 

@@ -166,5 +166,7 @@ def test_cli_search_json_shape(built_engine):
         "end",
         "score",
         "text",
+        "duplicates",  # other copies of the story (tests/test_duplicates.py)
     }
+    assert first["duplicates"] == []
     assert first["rank"] == 1 and first["file"] == "000_14c9b7630dbfab34.txt"

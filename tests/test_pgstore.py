@@ -239,3 +239,31 @@ def test_article_texts_and_problem_match_the_embedded_store(pg_engine, built_eng
     assert engine.index.article_texts() == built_engine.index.article_texts()
     assert engine.retriever.problem() is None
     assert Path(engine.settings.corpus_dir).is_dir()
+
+
+def test_duplicate_stories_are_indexed_once_and_collapsed(pg_engine, tmp_path):
+    from rag.timefilter import explicit
+    from tests.archive_files import COPY, EDITED, FIRST, SYNDICATED, story_copies
+
+    corpus = tmp_path / "corpus"
+    story_copies(corpus, CORPUS / GOLD, [CORPUS / OTHER])
+    engine = pg_engine()
+    report = engine.build_index()
+    assert report.files_copies == [COPY] and report.stories == 1
+    chunks = _chunk_ids(engine)
+    assert COPY not in chunks and FIRST in chunks  # the exact copy is indexed once
+    assert engine.index.manifest["documents"][COPY]["source"] == "Kazinform"
+    story = {FIRST, COPY, SYNDICATED, EDITED}
+
+    hits = engine.search(QUESTION, k=8)
+    assert {h.file for h in hits} & story == {FIRST}
+    top = next(h for h in hits if h.file == FIRST)
+    assert [d["file"] for d in top.duplicates] == [COPY, SYNDICATED, EDITED]
+    hits = engine.search(QUESTION, k=8, filters=explicit(source="kazinform"))
+    assert hits and {h.file for h in hits} == {COPY}
+
+    (corpus / FIRST).unlink()  # the exact copy takes over the passages
+    report = engine.build_index()
+    assert report.files_embedded == [COPY] and report.files_removed == [FIRST]
+    assert COPY in _chunk_ids(engine)
+    assert {h.file for h in engine.search(QUESTION, k=8)} & story == {COPY}

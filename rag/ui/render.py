@@ -15,7 +15,7 @@ from ..index import IndexBusyError, IndexError_, IndexMissingError
 from ..lexical import tokenize
 from ..llm import LLMError
 from ..settings import Settings
-from .labels import RU
+from .labels import EN, RU
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,32 @@ def _meta(p: dict) -> str:
     return " · ".join(parts)
 
 
-def render_passages(passages: list[dict], empty: str) -> str:
+def _copies(p: dict, labels: dict) -> str:
+    """A line naming the story's other copies (outlet or file, date), or ""."""
+    duplicates = p.get("duplicates") or []
+    if not duplicates:
+        return ""
+    # "also_copies" may join the label tables; until then the two languages are here
+    word = labels.get("also_copies") or ("also" if labels.get("none") == EN["none"] else "также")
+    names = [
+        html.escape(d.get("source") or d["file"])
+        + (f", {html.escape(d['date'])}" if d.get("date") else "")
+        for d in duplicates
+    ]
+    return f"<br><small class='copies'>{word}: {'; '.join(names)}</small>"
+
+
+def render_passages(passages: list[dict], empty: str, labels: dict | None = None) -> str:
     if not passages:
         return f"<p>{html.escape(empty)}</p>"
+    # callers that pass only the "none" label: its language is the page's
+    labels = labels or (EN if empty == EN["none"] else RU)
     out = []
     for p in passages:
         n = p.get("n", p.get("rank"))
         out.append(
             f"<div class='passage'><b>[{n}] <span class='doc'>{html.escape(p['title'])}</span>"
-            f"</b><br><small>{_meta(p)}</small>"
+            f"</b><br><small>{_meta(p)}</small>{_copies(p, labels)}"
             f"<p class='doc'>{html.escape(' '.join(p['text'].split()))}</p></div>"
         )
     return "\n".join(out)
@@ -98,7 +115,7 @@ def render_hits(hits: list[dict], query: str, labels: dict = RU) -> str:
         out.append(
             f"<div class='passage'><b>[{h.get('rank', i + 1)}] <a class='hit doc' "
             f"href='#hit-{i}' title='{tip}'>{html.escape(h['title'])}</a></b><br>"
-            f"<small>{_meta(h)}</small><p class='doc'>{body}</p></div>"
+            f"<small>{_meta(h)}</small>{_copies(h, labels)}<p class='doc'>{body}</p></div>"
         )
     return "\n".join(out)
 
