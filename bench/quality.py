@@ -3,6 +3,7 @@
     .venv/bin/python bench/quality.py                   # retrieval + extractive, all sets
     .venv/bin/python bench/quality.py --answer-sample 40  # extractive on 40 questions a set
     .venv/bin/python bench/quality.py --llm-sample 8    # also the LLM on 8 questions a set
+    .venv/bin/python bench/quality.py --calibrations threshold,fitted  # both, same run
 
 Retrieval (evidence recall, article recall) is always scored on every question; answers
 (extractive, LLM) on every question or on a seeded sample per set, which the mode column
@@ -10,7 +11,10 @@ names with its size.
 Rows are sets, columns: answer accuracy (answerable questions), citation precision,
 refusal of near-miss and of absent questions (``absent`` and ``unanswerable``: nothing
 in the index), false refusals (answerable questions refused), evidence recall in the
-top-k hits and in the passages given to the LLM, and article recall@1. The news sets
+top-k hits and in the passages given to the LLM, and article recall@1. With several
+``--calibrations`` every answer run is repeated under each answer-or-refuse decision; the
+LLM's completion of a prompt is computed once and reused, so the calibrations differ only
+in what they refuse (and LLM timings are not comparable between them). The news sets
 use ``corpus/``, the XQuAD-ru parts ``bench/data/xquad-ru/corpus/``; both indexes are
 built or updated first."""
 
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, evaluate_engine, load_questions  # noqa: E402
+from rag.llm import load_llm  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 NEWS = ROOT / "corpus"
@@ -80,6 +85,24 @@ def table_row(rows: list[dict]) -> dict:
     }
 
 
+class ReusedLLM:
+    """The configured LLM, each distinct prompt completed once: calibrations compared in
+    one run then see the same answers wherever they both let the LLM answer."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.completions: dict[str, list[str]] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float):
+        key = json.dumps([messages, max_tokens, temperature], ensure_ascii=False)
+        if key not in self.completions:
+            self.completions[key] = list(self.backend.stream(messages, max_tokens, temperature))
+        yield from self.completions[key]
+
+
 def format_rows(table: list[tuple[str, str, dict]]) -> str:
     head = "| set | mode | " + " | ".join(label for _, label in COLUMNS) + " |"
     lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
@@ -103,15 +126,21 @@ def main() -> int:
     parser.add_argument("--news-index", type=Path, default=ROOT / "index")
     parser.add_argument("--xquad-index", type=Path, default=XQ / "index")
     parser.add_argument("--json", type=Path, help="also write every question row here")
+    parser.add_argument(
+        "--calibrations", help="comma-separated answer-or-refuse decisions (default: the setting)"
+    )
     args = parser.parse_args()
     names = args.sets.split(",") if args.sets else list(SETS)
     indexes = {NEWS: args.news_index, XQ / "corpus": args.xquad_index}
     engines: dict[Path, Engine] = {}
+    calibrations = args.calibrations.split(",") if args.calibrations else [None]
     table, dump = [], {}
     for name in names:
         corpus, path = SETS[name]
         if corpus not in engines:
-            engine = Engine(Settings.from_env(corpus_dir=corpus, index_dir=indexes[corpus]))
+            settings = Settings.from_env(corpus_dir=corpus, index_dir=indexes[corpus])
+            llm = ReusedLLM(load_llm(settings)) if args.llm_sample else None
+            engine = Engine(settings, llm=llm)
             engine.build_index()  # incremental: a no-op when up to date
             engines[corpus] = engine
         engine = engines[corpus]
@@ -128,10 +157,16 @@ def main() -> int:
                 sample = random.Random(args.seed).sample(questions, size)
                 runs.append((f"{label}, sample of {size}", sample, True, use_llm))
         for mode, items, answers, use_llm in runs:
-            result = evaluate_engine(engine, items, None, answers=answers, use_llm=use_llm)
-            table.append((name, mode, table_row(result["questions"])))
-            dump[f"{name} / {mode}"] = result["questions"]
-            print(format_rows(table[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            for calibration in calibrations if answers else [None]:
+                if calibration:
+                    engine.settings = engine.settings.model_copy(
+                        update={"calibration": calibration}
+                    )
+                label = f"{mode}, {calibration}" if answers and len(calibrations) > 1 else mode
+                result = evaluate_engine(engine, items, None, answers=answers, use_llm=use_llm)
+                table.append((name, label, table_row(result["questions"])))
+                dump[f"{name} / {label}"] = result["questions"]
+                print(format_rows(table[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(format_rows(table))
     if args.json:
         args.json.write_text(json.dumps(dump, ensure_ascii=False, indent=1), "utf-8")
