@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = _f(2_000_000, "ui", "largest uploaded article", ge=1)
     username: str = _f("", "ui", "with password: log-in required")
     password: str = _f("", "ui", "with username: log-in required")
+    memory_trim_s: float = _f(
+        60, "ui", "return freed memory to the system every N seconds (0: never)", ge=0
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -13,6 +13,7 @@ from .. import api
 from ..engine import Engine
 from ..errors import SettingsError
 from ..llm import LLMError
+from ..memory import start_trimmer
 from ..settings import Settings
 from .articles import build_articles_tab
 from .chat import CITE_LINKS_JS, build_chat_tab
@@ -95,5 +96,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("models loaded in %.1f s", time.time() - started)
     log.info("corpus %s, index %s", settings.corpus_dir, settings.index_dir)
     server = web_app(engine)
+    start_trimmer(settings.memory_trim_s)
     log.info("UI at http://%s:%d/, API at /v1", settings.host, settings.port)
     uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
