@@ -116,6 +116,31 @@ RU = {
     "upload_progress": "файл {i} из {n}: {name}",
     "export_md": "Скачать разговор (Markdown)",
     "export_json": "Скачать разговор (JSON)",
+    "since": "С даты",
+    "until": "По дату",
+    "date_placeholder": "ГГГГ, ГГГГ-ММ или ГГГГ-ММ-ДД",
+    "source": "Источник",
+    "all_sources": "все источники",
+    "bad_date": "Даты пишутся как ГГГГ, ГГГГ-ММ или ГГГГ-ММ-ДД (например 2015 или "
+    "2015-03-12); «{value}» не подходит. Исправьте дату: запрос не выполнялся.",
+    "applied_filters": "Фильтр: {what}",
+    "chip_since": "с {date}",
+    "chip_until": "по {date}",
+    "chip_year": "{year} г.",
+    "chip_from_year": "с {year} г.",
+    "chip_to_year": "по {year} г.",
+    "chip_tip": "Фильтр по времени из вопроса («{expression}»). Нажмите, чтобы убрать его "
+    "и ответить заново по всем датам.",
+    "sources_head": "Источники",
+    "no_date": "дата неизвестна",
+    "timeline": "Хронология",
+    "timeline_query": "Имя, место или тема",
+    "timeline_placeholder": "Например: Швейкин",
+    "timeline_button": "Построить хронологию",
+    "timeline_none": "Нет датированных предложений с этими словами.",
+    "timeline_count": "{n} датированных предложений, от старых к новым.",
+    "timeline_year_from_text": "год назван в тексте",
+    "open_entry": "Открыть статью на этом предложении",
 }
 
 EN = {
@@ -228,6 +253,31 @@ EN = {
     "upload_progress": "file {i} of {n}: {name}",
     "export_md": "Download the conversation (Markdown)",
     "export_json": "Download the conversation (JSON)",
+    "since": "Since",
+    "until": "Until",
+    "date_placeholder": "YYYY, YYYY-MM or YYYY-MM-DD",
+    "source": "Source",
+    "all_sources": "all sources",
+    "bad_date": "Dates are written as YYYY, YYYY-MM or YYYY-MM-DD (e.g. 2015 or "
+    "2015-03-12); “{value}” is not one. Correct the date: nothing was searched.",
+    "applied_filters": "Filter: {what}",
+    "chip_since": "since {date}",
+    "chip_until": "until {date}",
+    "chip_year": "{year}",
+    "chip_from_year": "since {year}",
+    "chip_to_year": "through {year}",
+    "chip_tip": "A time filter read from the question (“{expression}”). Click to remove it "
+    "and answer again over all dates.",
+    "sources_head": "Sources",
+    "no_date": "date unknown",
+    "timeline": "Timeline",
+    "timeline_query": "A name, place or topic",
+    "timeline_placeholder": "E.g.: Shveikin",
+    "timeline_button": "Build the timeline",
+    "timeline_none": "No dated sentences with these words.",
+    "timeline_count": "{n} dated sentences, oldest first.",
+    "timeline_year_from_text": "year named in the text",
+    "open_entry": "Open the article at this sentence",
 }
 
 LABELS = {"ru": RU, "en": EN}

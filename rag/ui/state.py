@@ -45,8 +45,21 @@ class ChatView:
     cited: Any = KEEP  # what the links of every answer so far open (citations, or the
     # closest passages of a refusal)
     turns: Any = KEEP  # every answer so far as exported (rag.export.Turn)
+    chip: Any = KEEP  # the button naming a time filter read from the question (an update)
+    asked: Any = KEEP  # the question that chip belongs to, to answer again without it
 
-    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question", "cited", "turns")
+    FIELDS = (
+        "chat",
+        "history",
+        "evidence",
+        "citations",
+        "choices",
+        "question",
+        "cited",
+        "turns",
+        "chip",
+        "asked",
+    )
 
     def values(self) -> tuple:
         out = []
