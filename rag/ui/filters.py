@@ -92,24 +92,28 @@ def _year(iso: str | None, month_day: str) -> str | None:
 
 
 def describe(filters: dict | Filters | None, labels: dict) -> str:
-    """The dates of a filter as a reader says them: «2015 г.», «с 2014 г.», «с 2015-12-01
-    по 2015-12-31»."""
+    """The dates of a filter as a reader says them: «2015 г.», «с 2014 г.», «2015-12» (a
+    month), «с 2015-03-05 по 2015-04-01»."""
     f = filters.to_dict() if isinstance(filters, Filters) else (filters or {})
     since, until = f.get("since"), f.get("until")
     first, last = _year(since, "-01-01"), _year(until, "-12-31")
     if first and first == last:
         return labels["chip_year"].format(year=first)
+    month = since and until and since[:7] == until[:7] and since[8:] == "01"
+    if month and until == explicit(until=until[:7]).until:  # the whole month
+        return since[:7]
+    whole_years = (first or not since) and (last or not until)
     parts = []
     if since:
         parts.append(
             labels["chip_from_year"].format(year=first)
-            if first
+            if whole_years
             else labels["chip_since"].format(date=since)
         )
     if until:
         parts.append(
             labels["chip_to_year"].format(year=last)
-            if last
+            if whole_years
             else labels["chip_until"].format(date=until)
         )
     return " ".join(parts)
