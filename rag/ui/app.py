@@ -34,7 +34,10 @@ CSS = """
 .passage small { color: var(--body-text-color-subdued); }
 .unsupported { background: #ffe3e3; }
 #cite-target, #cite-open, #hit-target, #hit-open, #tl-target, #tl-open { display: none !important; }
-#time-chip { align-self: flex-start; width: auto; min-width: 0; flex-grow: 0; border-radius: 999px;
+#time-chip-row { align-items: center; gap: 8px; flex-wrap: nowrap; }
+#time-chip-note { flex: 0 1 auto; width: auto; min-width: 0; }
+#time-chip-note p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9em; }
+#time-chip { align-self: center; width: auto; min-width: 0; flex-grow: 0; border-radius: 999px;
   padding: 2px 12px; background: #e7f5ff; border: 1px solid #74c0fc; color: #1864ab; }
 #time-chip:hover { background: #d0ebff; }
 #chatbot .sources { display: block; margin-top: 6px; color: var(--body-text-color-subdued); }

@@ -17,7 +17,7 @@ from ..index import IndexError_
 from ..llm import LLMError
 from ..timefilter import Filters
 from .context import UIContext
-from .filters import BadDate, filter_row, parse_filters, question_chip
+from .filters import CHIP_HIDDEN, BadDate, filter_row, parse_filters, question_chip
 from .render import (
     answer_view,
     citation_choices,
@@ -73,7 +73,7 @@ def answer_steps(
     labels, settings = ctx.labels, ctx.settings
     chat = [*(chat or []), {"role": "user", "content": message}]
     chat.append({"role": "assistant", "content": labels["searching"]})
-    yield ChatView(chat, history, choices=[], chip=gr.update(visible=False))
+    yield ChatView(chat, history, choices=[], chip=CHIP_HIDDEN)
     text = " ".join((message or "").split())
     if not text:
         chat[-1]["content"] = f"⚠️ {labels['empty_question']}"
@@ -154,7 +154,9 @@ def build_chat_tab(ctx: UIContext) -> gr.Dropdown:
     with gr.Tab(labels["chat"], id="chat"), gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=labels["chat"], height=460, elem_id="chatbot")
-            chip = gr.Button("", visible=False, size="sm", elem_id="time-chip", elem_classes="chip")
+            with gr.Row(visible=False, elem_id="time-chip-row") as chip_row:
+                chip_note = gr.Markdown(elem_id="time-chip-note")
+                chip = gr.Button("", size="sm", elem_id="time-chip")
             question = gr.Textbox(
                 label=labels["question"],
                 placeholder=labels["placeholder"],
@@ -248,7 +250,7 @@ def build_chat_tab(ctx: UIContext) -> gr.Dropdown:
             choices=[],
             cited=[],
             turns=[],
-            chip=gr.update(visible=False),
+            chip=CHIP_HIDDEN,
             asked="",
         )
         off = gr.update(value=None, interactive=False)
@@ -258,7 +260,7 @@ def build_chat_tab(ctx: UIContext) -> gr.Dropdown:
         *(chatbot, history_state, evidence, citations_state, citation_pick, question),
         cited_state,
         turns_state,
-        chip,
+        *(chip_row, chip_note, chip),
         asked_state,
     ]
     session = [history_state, chatbot, ctx.prefs, cited_state, turns_state, *filters.inputs]

@@ -119,12 +119,16 @@ def describe(filters: dict | Filters | None, labels: dict) -> str:
     return " ".join(parts)
 
 
-def question_chip(filters: dict | None, labels: dict):
-    """The chip button's update: shown with the dates of a time filter the question
-    added (``expression`` set), hidden otherwise."""
+CHIP_HIDDEN = (gr.update(visible=False), gr.update(), gr.update())
+
+
+def question_chip(filters: dict | None, labels: dict) -> tuple:
+    """Updates of the chip's row, its note and its button: shown with the words and the
+    dates of a time filter the question added (``expression`` set), hidden otherwise."""
     if not filters or not filters.get("expression"):
-        return gr.update(visible=False)
-    return gr.update(value=f"🕒 {describe(filters, labels)} ✕", visible=True)
+        return CHIP_HIDDEN
+    note = labels["chip_note"].format(expression=filters["expression"])
+    return gr.update(visible=True), note, f"{describe(filters, labels)} ✕"
 
 
 def applied_note(filters: Filters | None, labels: dict) -> str:

@@ -129,8 +129,7 @@ RU = {
     "chip_year": "{year} г.",
     "chip_from_year": "с {year} г.",
     "chip_to_year": "по {year} г.",
-    "chip_tip": "Фильтр по времени из вопроса («{expression}»). Нажмите, чтобы убрать его "
-    "и ответить заново по всем датам.",
+    "chip_note": "Время из вопроса «{expression}»:",
     "sources_head": "Источники",
     "no_date": "дата неизвестна",
     "timeline": "Хронология",
@@ -138,7 +137,7 @@ RU = {
     "timeline_placeholder": "Например: Швейкин",
     "timeline_button": "Построить хронологию",
     "timeline_none": "Нет датированных предложений с этими словами.",
-    "timeline_count": "{n} датированных предложений, от старых к новым.",
+    "timeline_count": "Датированных предложений: {n}, от старых к новым.",
     "timeline_year_from_text": "год назван в тексте",
     "open_entry": "Открыть статью на этом предложении",
 }
@@ -266,8 +265,7 @@ EN = {
     "chip_year": "{year}",
     "chip_from_year": "since {year}",
     "chip_to_year": "through {year}",
-    "chip_tip": "A time filter read from the question (“{expression}”). Click to remove it "
-    "and answer again over all dates.",
+    "chip_note": "Time from the question “{expression}”:",
     "sources_head": "Sources",
     "no_date": "date unknown",
     "timeline": "Timeline",
@@ -275,7 +273,7 @@ EN = {
     "timeline_placeholder": "E.g.: Shveikin",
     "timeline_button": "Build the timeline",
     "timeline_none": "No dated sentences with these words.",
-    "timeline_count": "{n} dated sentences, oldest first.",
+    "timeline_count": "Dated sentences: {n}, oldest first.",
     "timeline_year_from_text": "year named in the text",
     "open_entry": "Open the article at this sentence",
 }

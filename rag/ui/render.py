@@ -287,7 +287,7 @@ def render_timeline(entries: list[dict], query: str, labels: dict = RU) -> str:
         body = mark_words(" ".join(e["text"].split()), query)
         out.append(
             f"<div class='tl-entry'><div class='tl-date'>{when}</div><div class='tl-body'>"
-            f"<small>{outlet}<span class='doc'>{html.escape(e['title'])}</span></small><br>"
-            f"<a class='tl doc' href='#tl-{i}' title='{tip}'>{body}</a></div></div>"
+            f"<div class='tl-meta'>{outlet}<span class='doc'>{html.escape(e['title'])}</span>"
+            f"</div><a class='tl doc' href='#tl-{i}' title='{tip}'>{body}</a></div></div>"
         )
     return "\n".join(out)
