@@ -34,19 +34,23 @@ CSS = """
 .passage small { color: var(--body-text-color-subdued); }
 .unsupported { background: #ffe3e3; }
 #cite-target, #cite-open, #hit-target, #hit-open, #tl-target, #tl-open { display: none !important; }
-#time-chip-row { align-items: center; gap: 8px; flex-wrap: nowrap; }
-#time-chip-note { flex: 0 1 auto; width: auto; min-width: 0; }
+#time-chip-row { align-items: center; gap: 8px; flex-wrap: nowrap; justify-content: flex-start; }
+#time-chip-note { flex: 0 1 auto !important; width: auto; min-width: 0 !important; }
 #time-chip-note p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9em; }
-#time-chip { align-self: center; width: auto; min-width: 0; flex-grow: 0; border-radius: 999px;
-  padding: 2px 12px; background: #e7f5ff; border: 1px solid #74c0fc; color: #1864ab; }
+#time-chip { flex: 0 0 auto !important; min-width: max-content !important; width: auto;
+  white-space: nowrap; border-radius: 999px; padding: 2px 12px; background: #e7f5ff;
+  border: 1px solid #74c0fc; color: #1864ab; }
 #time-chip:hover { background: #d0ebff; }
-#chatbot .sources { display: block; margin-top: 6px; color: var(--body-text-color-subdued); }
+#chatbot .sources { display: block; margin-top: 6px; font-size: 0.9em;
+  color: var(--body-text-color) !important; }
 .tl-entry { display: flex; gap: 12px; padding: 6px 0;
   border-bottom: 1px solid var(--border-color-primary); }
 .tl-date { flex: 0 0 8.5em; font-weight: 600; font-variant-numeric: tabular-nums; }
-.tl-body small { color: var(--body-text-color-subdued); }
-a.tl { color: inherit; text-decoration: none; }
-a.tl:hover, a.tl:focus { text-decoration: underline; outline: 2px solid #4c6ef5; }
+.tl-meta { font-size: 0.85em; color: var(--body-text-color-subdued); }
+#timeline-entries a.tl { display: block; padding: 0 !important; color: inherit;
+  text-decoration: none; }
+#timeline-entries a.tl:hover, #timeline-entries a.tl:focus { text-decoration: underline;
+  outline: 2px solid #4c6ef5; }
 #timeline-article-view mark { background: #ffe066; padding: 1px 0; }
 .bad-date { color: #c92a2a; }
 #chatbot a.cite.near { font-weight: 400; text-decoration: underline; }
