@@ -79,12 +79,12 @@ def test_the_chip_says_the_dates_the_question_added():
     assert chip("attacks in 2019", "en") == "2019 ✕"
     # an explicit filter (the row's) is no chip: it is removed where it was set
     row, note, _ = question_chip(filters_for(QUESTION, {}).to_dict(), RU)
-    assert row["visible"] and note == "Время из вопроса «с 2016 года»:"
+    assert row["visible"] and note == "Время из вопроса «<span class='doc'>с 2016 года</span>»:"
     assert question_chip(parse_filters("2015", "", "", RU).to_dict(), RU)[0]["visible"] is False
     assert question_chip(None, RU)[0]["visible"] is False
     assert describe(parse_filters("2015-03", "", "", RU), RU) == "с 2015-03-01"
     note = applied_note(parse_filters("", "", "Kazinform", RU), RU)
-    assert "Фильтр: Kazinform" in note
+    assert "Фильтр: <span class='doc'>Kazinform</span>" in note
 
 
 def test_answers_name_each_cited_articles_outlet_and_date():

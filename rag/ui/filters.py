@@ -127,7 +127,8 @@ def question_chip(filters: dict | None, labels: dict) -> tuple:
     dates of a time filter the question added (``expression`` set), hidden otherwise."""
     if not filters or not filters.get("expression"):
         return CHIP_HIDDEN
-    note = labels["chip_note"].format(expression=filters["expression"])
+    words = f"<span class='doc'>{html.escape(filters['expression'])}</span>"  # the reader's
+    note = labels["chip_note"].format(expression=words)
     return gr.update(visible=True), note, f"{describe(filters, labels)} ✕"
 
 
@@ -135,10 +136,10 @@ def applied_note(filters: Filters | None, labels: dict) -> str:
     """One line above search results naming the filter applied ("" for none)."""
     if not filters:
         return ""
-    what = describe(filters, labels)
-    if filters.source:
-        what = f"{what}, {filters.source}" if what else filters.source
+    what = html.escape(describe(filters, labels))
+    if filters.source:  # an outlet's name and the question's words are the articles' own
+        source = f"<span class='doc'>{html.escape(filters.source)}</span>"
+        what = f"{what}, {source}" if what else source
     if filters.expression:
-        what += f" («{filters.expression}»)"
-    note = html.escape(labels["applied_filters"].format(what=what))
-    return f"<p class='applied'><small>{note}</small></p>"
+        what += f" (<span class='doc'>{html.escape(filters.expression)}</span>)"
+    return f"<p class='applied'><small>{labels['applied_filters'].format(what=what)}</small></p>"
