@@ -198,7 +198,8 @@ def build_chat_tab(ctx: UIContext) -> gr.Dropdown:
         ):
             yield view.values()
 
-    def respond(message, history, chat, prefs, cited, turns, since, until, source):
+    def respond(message, history, chat, prefs, cited, turns, since=None, until=None, source=None):
+        """One answer; the filters default to none, so ``/ask`` API callers may leave them."""
         yield from steps(message, history, chat, prefs, cited, turns, (since, until, source), True)
 
     def without_chip(asked, history, chat, prefs, cited, turns, since, until, source):
