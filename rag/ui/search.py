@@ -66,8 +66,9 @@ def build_search_tab(ctx: UIContext) -> gr.Dropdown:
         hit_target = gr.Textbox(elem_id="hit-target", show_label=False, container=False)
         hit_open = gr.Button("hit", elem_id="hit-open")
 
-    def run_search(q: str, m: str, prefs: dict, since: str, until: str, source: str):
-        return search_hits(ctx, q, m, prefs, since, until, source)
+    def run_search(q: str, m: str, prefs: dict, since=None, until=None, source=None):
+        """The filters default to none, so API callers of the search may leave them."""
+        return search_hits(ctx, q, m, prefs, since or "", until or "", source or "")
 
     def open_hit(target: str, hits: list):
         """``i|count`` from a hit's link: that hit's article, the passage highlighted."""
