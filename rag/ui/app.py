@@ -47,7 +47,7 @@ CSS = """
   border-bottom: 1px solid var(--border-color-primary); }
 .tl-date { flex: 0 0 8.5em; font-weight: 600; font-variant-numeric: tabular-nums; }
 .tl-meta { font-size: 0.85em; color: var(--body-text-color-subdued); }
-#timeline-entries a.tl { display: block; padding: 0 !important; color: inherit;
+#timeline-entries a.tl { display: block; padding: 0 !important; color: inherit; text-align: left;
   text-decoration: none; }
 #timeline-entries a.tl:hover, #timeline-entries a.tl:focus { text-decoration: underline;
   outline: 2px solid #4c6ef5; }
