@@ -120,11 +120,13 @@ class AnswerPipeline:
         mode: str | None = None,
         temperature: float | None = None,
         filters: Filters | None = None,
+        question_filters: bool = True,
     ) -> Iterator[Event]:
         """Stream the answer to ``question`` as events (see module docstring).
 
-        ``filters`` limit the articles; a time expression in the question adds to them,
-        and the result's ``filters`` says what was applied."""
+        ``filters`` limit the articles; a time expression in the question adds to them
+        (unless ``question_filters`` is False: the reader removed it), and the result's
+        ``filters`` says what was applied."""
         settings, llm = self.settings, self.llm
         history = [(u, a) for u, a in (history or [])][-settings.history_turns :]
         question = clean_question(question, settings.max_question_chars)
@@ -132,7 +134,8 @@ class AnswerPipeline:
         index = self.retriever.index  # loading the index is not part of answering
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        applied = filters_for(question, index.manifest.get("documents", {}), filters)
+        documents = index.manifest.get("documents", {})
+        applied = filters_for(question, documents, filters, question_filters)
 
         if llm is not None and needs_rewrite(settings.history_turns, question, history):
             # The LLM rewrite of a follow-up takes seconds: meanwhile show what the
@@ -299,12 +302,14 @@ def ask(
     mode: str | None = None,
     temperature: float | None = None,
     filters: Filters | None = None,
+    question_filters: bool = True,
 ) -> Iterator[dict]:
     """The events of ``engine``'s pipeline for ``question``, as dicts (see ``rag.events``).
-    A question that cannot be asked fails before any model loads."""
+    A question that cannot be asked fails before any model loads; ``question_filters=False``
+    ignores a time expression in the question."""
     clean_question(question, engine.settings.max_question_chars)
     pipeline = engine.pipeline(use_llm)
-    for event in pipeline.run(question, history, k, mode, temperature, filters):
+    for event in pipeline.run(question, history, k, mode, temperature, filters, question_filters):
         yield event.to_dict()
 
 

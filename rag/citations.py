@@ -57,6 +57,7 @@ class Citation:
     end: int
     text: str
     date: str | None = None  # the cited article's date (ISO, --MM-DD), None unknown
+    source: str = ""  # the cited article's outlet, "" when unknown
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,5 +162,5 @@ def check_answer(
             if n not in citations:
                 p = by_n[n]
                 start, end, span = best_span(p, sentence.text)
-                citations[n] = Citation(n, p.file, p.title, start, end, span, p.date)
+                citations[n] = Citation(n, p.file, p.title, start, end, span, p.date, p.source)
     return " ".join(text_parts), sentences, sorted(citations.values(), key=lambda c: c.n)

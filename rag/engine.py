@@ -65,9 +65,17 @@ class Engine:
 
         return build(self.retriever.index, query)
 
-    def filters_for(self, question: str, explicit: Filters | None = None) -> Filters | None:
+    def filters_for(
+        self, question: str, explicit: Filters | None = None, read_question: bool = True
+    ) -> Filters | None:
         """The filters a search for ``question`` uses (see ``rag.timefilter.filters_for``)."""
-        return filters_for(question, self.retriever.index.manifest.get("documents", {}), explicit)
+        documents = self.retriever.index.manifest.get("documents", {})
+        return filters_for(question, documents, explicit, read_question)
+
+    def outlets(self) -> list[str]:
+        """The outlets of the indexed articles, sorted, for a source filter to offer."""
+        documents = self.retriever.index.manifest.get("documents", {})
+        return sorted({d.get("source") or "" for d in documents.values()} - {""}, key=str.casefold)
 
     @cached_property
     def llm(self):

@@ -133,11 +133,18 @@ def newest_date(documents: dict[str, dict]) -> str | None:
     return max(full) if full else None
 
 
-def filters_for(question: str, documents: dict, explicit: Filters | None = None) -> Filters | None:
+def filters_for(
+    question: str,
+    documents: dict,
+    explicit: Filters | None = None,
+    read_question: bool = True,
+) -> Filters | None:
     """The filters a search for ``question`` uses: ``explicit`` ones plus a time
     expression in the question ("в 2015 году"), relative ones resolved against the
     newest date among ``documents`` (the index manifest's). Returned so a caller can
-    show (and drop) them."""
+    show them; ``read_question=False`` drops the question's (the reader removed it)."""
+    if not read_question:
+        return explicit or None
     found = from_question(question, newest_date(documents))
     if explicit:
         return explicit.merged(found)

@@ -18,10 +18,12 @@ from ..settings import Settings
 from .articles import build_articles_tab
 from .chat import CITE_LINKS_JS, build_chat_tab
 from .context import UIContext
+from .filters import outlet_choices
 from .labels import labels_for
 from .search import build_search_tab
 from .settings_tab import build_settings_tab
 from .state import Prefs
+from .timeline_tab import build_timeline_tab
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,26 @@ CSS = """
 .passage { border-left: 3px solid #4c6ef5; padding: 4px 10px; margin: 8px 0; }
 .passage small { color: var(--body-text-color-subdued); }
 .unsupported { background: #ffe3e3; }
-#cite-target, #cite-open, #hit-target, #hit-open { display: none !important; }
+#cite-target, #cite-open, #hit-target, #hit-open, #tl-target, #tl-open { display: none !important; }
+#time-chip-row { align-items: center; gap: 8px; flex-wrap: nowrap; justify-content: flex-start; }
+#time-chip-note { flex: 0 1 auto !important; width: auto; min-width: 0 !important; }
+#time-chip-note p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9em; }
+#time-chip { flex: 0 0 auto !important; min-width: max-content !important; width: auto;
+  white-space: nowrap; border-radius: 999px; padding: 2px 12px; background: #e7f5ff;
+  border: 1px solid #74c0fc; color: #1864ab; }
+#time-chip:hover { background: #d0ebff; }
+#chatbot .sources { display: block; margin-top: 6px; font-size: 0.9em;
+  color: var(--body-text-color) !important; }
+.tl-entry { display: flex; gap: 12px; padding: 6px 0;
+  border-bottom: 1px solid var(--border-color-primary); }
+.tl-date { flex: 0 0 8.5em; font-weight: 600; font-variant-numeric: tabular-nums; }
+.tl-meta { font-size: 0.85em; color: var(--body-text-color-subdued); }
+#timeline-entries a.tl { display: block; padding: 0 !important; color: inherit; text-align: left;
+  text-decoration: none; }
+#timeline-entries a.tl:hover, #timeline-entries a.tl:focus { text-decoration: underline;
+  outline: 2px solid #4c6ef5; }
+#timeline-article-view mark { background: #ffe066; padding: 1px 0; }
+.bad-date { color: #c92a2a; }
 #chatbot a.cite.near { font-weight: 400; text-decoration: underline; }
 #chatbot a.cite { text-decoration: none; font-weight: 600; padding: 0 2px; border-radius: 4px; }
 #chatbot a.cite:hover, #chatbot a.cite:focus { background: #ffe066; outline: 2px solid #4c6ef5; }
@@ -45,11 +66,17 @@ def build_app(engine: Engine, lang: str = "ru") -> gr.Blocks:
         gr.Markdown(f"## {labels['title']}")
         prefs = gr.State(Prefs.from_settings(engine.settings).to_state())
         ctx = UIContext(engine, labels, prefs, lang if lang in ("ru", "en") else "ru")
-        build_chat_tab(ctx)
-        build_search_tab(ctx)
+        sources = [build_chat_tab(ctx), build_search_tab(ctx)]
+        build_timeline_tab(ctx)
         refresh, refreshed = build_articles_tab(ctx)
         build_settings_tab(ctx)
         app.load(refresh, None, refreshed, api_name="status")
+
+        def outlets():  # the outlets of the index as it is when the page opens
+            choices = outlet_choices(ctx)
+            return tuple(gr.update(choices=choices) for _ in sources)
+
+        app.load(outlets, None, sources, api_visibility="private")
     return app
 
 

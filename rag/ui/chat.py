@@ -15,7 +15,9 @@ from ..answer import QuestionError
 from ..export import Turn, to_json, to_markdown
 from ..index import IndexError_
 from ..llm import LLMError
+from ..timefilter import Filters
 from .context import UIContext
+from .filters import CHIP_HIDDEN, BadDate, filter_row, parse_filters, question_chip
 from .render import (
     answer_view,
     citation_choices,
@@ -35,11 +37,11 @@ CITE_LINKS_JS = """() => {
   window.newsragCiteLinks = true;
   let count = 0;
   document.addEventListener('click', (event) => {
-    const link = event.target.closest('a.cite, a.hit');
+    const link = event.target.closest('a.cite, a.hit, a.tl');
     if (!link) return;
     event.preventDefault();
     event.stopPropagation();
-    const kind = link.classList.contains('hit') ? 'hit' : 'cite';
+    const kind = ['hit', 'tl'].find((k) => link.classList.contains(k)) || 'cite';
     const box = document.querySelector(`#${kind}-target textarea`);
     if (!box) return;
     box.value = link.getAttribute('href').replace(`#${kind}-`, '') + '|' + (++count);
@@ -61,12 +63,17 @@ def answer_steps(
     prefs: dict,
     cited: list,
     turns: list | None = None,
+    filters: Filters | None = None,
+    question_filters: bool = True,
 ) -> Iterator[ChatView]:
-    """The chat column after each event of ``Engine.ask``: status, passages, tokens, answer."""
+    """The chat column after each event of ``Engine.ask``: status, passages, tokens, answer.
+
+    ``filters`` are the filter row's; ``question_filters=False`` answers without the time
+    filter the question's words would add (the reader removed its chip)."""
     labels, settings = ctx.labels, ctx.settings
     chat = [*(chat or []), {"role": "user", "content": message}]
     chat.append({"role": "assistant", "content": labels["searching"]})
-    yield ChatView(chat, history, choices=[])
+    yield ChatView(chat, history, choices=[], chip=CHIP_HIDDEN)
     text = " ".join((message or "").split())
     if not text:
         chat[-1]["content"] = f"⚠️ {labels['empty_question']}"
@@ -86,6 +93,8 @@ def answer_steps(
             k=prefs["k"],
             mode=prefs["mode"],
             temperature=prefs["temperature"],
+            filters=filters,
+            question_filters=question_filters,
         )
         for event in events:
             if event["type"] == "evidence":
@@ -111,7 +120,14 @@ def answer_steps(
                 choices = citation_choices(cites)
                 turns = [*(turns or []), Turn.from_result(result)]
                 yield ChatView(
-                    chat, history, citations=cites, choices=choices, cited=cited, turns=turns
+                    chat,
+                    history,
+                    citations=cites,
+                    choices=choices,
+                    cited=cited,
+                    turns=turns,
+                    chip=question_chip(result.get("filters"), labels),
+                    asked=message,
                 )
     except GeneratorExit:  # Stop or a closed tab: free the LLM now, not at GC
         events.close()
@@ -126,16 +142,21 @@ def answer_steps(
         yield ChatView(chat, history)
 
 
-def build_chat_tab(ctx: UIContext) -> None:
+def build_chat_tab(ctx: UIContext) -> gr.Dropdown:
+    """The tab; returns its source dropdown, for the app to refresh with the index."""
     labels = ctx.labels
     history_state = gr.State([])  # [(question, answer)] of this browser session
     citations_state = gr.State([])  # citations of the last answer
     cited_state = gr.State([])  # citations of every answer, by its number in the chat
     turns_state = gr.State([])  # every answer as exported (rag.export.Turn)
+    asked_state = gr.State("")  # the question whose time filter the chip names
     exports = tempfile.TemporaryDirectory(prefix="newsrag-exports-")
     with gr.Tab(labels["chat"], id="chat"), gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=labels["chat"], height=460, elem_id="chatbot")
+            with gr.Row(visible=False, elem_id="time-chip-row") as chip_row:
+                chip_note = gr.Markdown(elem_id="time-chip-note")
+                chip = gr.Button("", size="sm", elem_id="time-chip")
             question = gr.Textbox(
                 label=labels["question"],
                 placeholder=labels["placeholder"],
@@ -143,6 +164,7 @@ def build_chat_tab(ctx: UIContext) -> None:
                 lines=1,
                 max_lines=4,
             )
+            filters = filter_row(ctx, "chat")
             with gr.Row():
                 send = gr.Button(labels["send"], variant="primary", elem_id="send")
                 stop = gr.Button(labels["stop"], elem_id="stop")
@@ -163,9 +185,27 @@ def build_chat_tab(ctx: UIContext) -> None:
             evidence = gr.HTML(f"<p>{labels['evidence']}</p>", elem_id="evidence")
             article = gr.HTML(f"<p>{labels['pick']}</p>", elem_id="article")
 
-    def respond(message: str, history: list, chat: list, prefs: dict, cited: list, turns: list):
-        for view in answer_steps(ctx, message, history, chat, prefs, cited, turns):
+    def steps(message, history, chat, prefs, cited, turns, row: tuple, question_filters: bool):
+        try:
+            chosen = parse_filters(*row, labels)
+        except BadDate as exc:  # said in the chat; the question stays in its box
+            chat = [*(chat or []), {"role": "user", "content": message}]
+            chat.append({"role": "assistant", "content": f"⚠️ {exc}"})
+            yield ChatView(chat, history, question=message).values()
+            return
+        for view in answer_steps(
+            ctx, message, history, chat, prefs, cited, turns, chosen, question_filters
+        ):
             yield view.values()
+
+    def respond(message, history, chat, prefs, cited, turns, since=None, until=None, source=None):
+        """One answer; the filters default to none, so ``/ask`` API callers may leave them."""
+        yield from steps(message, history, chat, prefs, cited, turns, (since, until, source), True)
+
+    def without_chip(asked, history, chat, prefs, cited, turns, since, until, source):
+        """The chip's ✕: the same question again, its time expression not applied."""
+        row = (since, until, source)
+        yield from steps(asked, history, chat, prefs, cited, turns, row, False)
 
     def export_files(turns: list):
         """The conversation so far as a Markdown and a JSON file to download."""
@@ -205,7 +245,14 @@ def build_chat_tab(ctx: UIContext) -> None:
 
     def clear_all():
         empty = ChatView(
-            [], [], evidence=f"<p>{labels['evidence']}</p>", choices=[], cited=[], turns=[]
+            [],
+            [],
+            evidence=f"<p>{labels['evidence']}</p>",
+            choices=[],
+            cited=[],
+            turns=[],
+            chip=CHIP_HIDDEN,
+            asked="",
         )
         off = gr.update(value=None, interactive=False)
         return (*empty.values(), f"<p>{labels['pick']}</p>", off, off)
@@ -214,14 +261,20 @@ def build_chat_tab(ctx: UIContext) -> None:
         *(chatbot, history_state, evidence, citations_state, citation_pick, question),
         cited_state,
         turns_state,
+        *(chip_row, chip_note, chip),
+        asked_state,
     ]
-    inputs = [question, history_state, chatbot, ctx.prefs, cited_state, turns_state]
+    session = [history_state, chatbot, ctx.prefs, cited_state, turns_state, *filters.inputs]
+    inputs = [question, *session]
     run = {"concurrency_limit": ctx.engine.llm_slots(), "concurrency_id": "llm"}
     submit = question.submit(respond, inputs, outputs, api_visibility="private", **run)
     click = send.click(respond, inputs, outputs, api_name="ask", **run)
-    for answered in (submit, click):
+    unchip = chip.click(
+        without_chip, [asked_state, *session], outputs, api_visibility="private", **run
+    )
+    for answered in (submit, click, unchip):
         answered.then(export_files, turns_state, [export_md, export_json])
-    stop.click(None, None, None, cancels=[submit, click])
+    stop.click(None, None, None, cancels=[submit, click, unchip])
     clear.click(clear_all, None, [*outputs, article, export_md, export_json])
     citation_pick.change(show_citation, [citation_pick, citations_state], article).then(
         None, None, None, js=SCROLL_JS
@@ -229,3 +282,4 @@ def build_chat_tab(ctx: UIContext) -> None:
     cite_open.click(open_cited, [cite_target, cited_state], article).then(
         None, None, None, js=SCROLL_JS
     )
+    return filters.source

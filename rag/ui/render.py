@@ -216,11 +216,40 @@ def answer_view(result: dict, labels: dict, turn: int) -> tuple[str, list[dict]]
         text = f"{result['answer']}\n\n{refusal_hint(closest, turn, labels)}"
         return text, closest
     cites = result["citations"]
-    return link_citations(format_answer(result, labels), cites, turn), cites
+    text = link_citations(format_answer(result, labels), cites, turn)
+    return text + cited_sources(cites, turn, labels), cites
+
+
+def where_and_when(c: dict, labels: dict | None = None) -> str:
+    """A cited article's outlet and date ("Tengrinews, 2015-03-12"); with ``labels`` an
+    unknown date is said so, without them it is left out."""
+    date = c.get("date") or (labels["no_date"] if labels else "")
+    return ", ".join(part for part in (c.get("source") or "", date) if part)
+
+
+def cited_sources(citations: list[dict], turn: int, labels: dict) -> str:
+    """Below an answer: each cited article's outlet and date, so a reported event says
+    which day's article it comes from; each ``[n]`` opens the citation like in the text."""
+    if not citations:
+        return ""
+    lines = []
+    for c in citations:
+        tip = html.escape(f"{c['title']}: {' '.join(c['text'].split())}", quote=True)
+        link = f'<a class="cite" href="#cite-{turn}-{c["n"]}" title="{tip}">[{c["n"]}]</a>'
+        lines.append(
+            f"{link} {html.escape(where_and_when(c, labels))} — "
+            f"<span class='doc'>{html.escape(c['title'])}</span>"
+        )
+    head = html.escape(labels["sources_head"])
+    return f"\n\n<small class='sources'>{head}:<br>{'<br>'.join(lines)}</small>"
 
 
 def citation_choices(citations: list[dict]) -> list[tuple[str, int]]:
-    return [(f"[{c['n']}] {c['title']} — {c['file']}", i) for i, c in enumerate(citations)]
+    out = []
+    for i, c in enumerate(citations):
+        when = where_and_when(c)
+        out.append((f"[{c['n']}] {c['title']} — {when + ' — ' if when else ''}{c['file']}", i))
+    return out
 
 
 def link_citations(text: str, citations: list[dict], turn: int) -> str:
@@ -239,3 +268,26 @@ def link_citations(text: str, citations: list[dict], turn: int) -> str:
         return f'<a class="cite" href="#cite-{turn}-{n}" title="{tip}">[{n}]</a>'
 
     return MARKER.sub(lambda m: "".join(link(n) for n in parse_markers(m.group(0))), text)
+
+
+def render_timeline(entries: list[dict], query: str, labels: dict = RU) -> str:
+    """Timeline entries, oldest first: date, outlet, the sentence with the query's words
+    marked; each sentence is a link (``#tl-i``) that opens its article at it."""
+    if not entries:
+        return f"<p>{html.escape(labels['timeline_none'])}</p>"
+    tip = html.escape(labels["open_entry"], quote=True)
+    out = [f"<p><small>{html.escape(labels['timeline_count'].format(n=len(entries)))}</small></p>"]
+    for i, e in enumerate(entries):
+        when = html.escape(e["date"])
+        if e.get("date_from") == "sentence":
+            when += f" <small>({html.escape(labels['timeline_year_from_text'])})</small>"
+        outlet = (
+            f"<span class='doc'>{html.escape(e['source'])}</span> · " if e.get("source") else ""
+        )
+        body = mark_words(" ".join(e["text"].split()), query)
+        out.append(
+            f"<div class='tl-entry'><div class='tl-date'>{when}</div><div class='tl-body'>"
+            f"<div class='tl-meta'>{outlet}<span class='doc'>{html.escape(e['title'])}</span>"
+            f"</div><a class='tl doc' href='#tl-{i}' title='{tip}'>{body}</a></div></div>"
+        )
+    return "\n".join(out)

@@ -45,14 +45,31 @@ class ChatView:
     cited: Any = KEEP  # what the links of every answer so far open (citations, or the
     # closest passages of a refusal)
     turns: Any = KEEP  # every answer so far as exported (rag.export.Turn)
+    # the row naming a time filter read from the question: updates of the row, its note
+    # and its button (rag.ui.filters.question_chip)
+    chip: Any = KEEP
+    asked: Any = KEEP  # the question that chip belongs to, to answer again without it
 
-    FIELDS = ("chat", "history", "evidence", "citations", "choices", "question", "cited", "turns")
+    FIELDS = (
+        "chat",
+        "history",
+        "evidence",
+        "citations",
+        "choices",
+        "question",
+        "cited",
+        "turns",
+        "chip",
+        "asked",
+    )
 
     def values(self) -> tuple:
         out = []
         for name in self.FIELDS:
             value = getattr(self, name)
-            if value is KEEP:
+            if name == "chip":
+                out.extend((gr.update(),) * 3 if value is KEEP else value)
+            elif value is KEEP:
                 out.append(gr.update())
             elif name == "choices":
                 out.append(gr.update(choices=value, value=None))
