@@ -192,3 +192,14 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_raw(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts as given, without a prompt: what an embedding server is asked for."""
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.settings.embedding_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
