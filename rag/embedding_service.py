@@ -11,9 +11,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pydantic import BaseModel
+
 from .settings import Settings
 
 MAX_INPUTS = 2048
+
+
+class EmbeddingRequest(BaseModel):
+    """The fields of OpenAI's embeddings request (text input only)."""
+
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: str = "float"
+    user: str | None = None
+    dimensions: int | None = None
 
 
 def create_app(embedder, served_name: str):
@@ -22,17 +34,9 @@ def create_app(embedder, served_name: str):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel
 
     app = FastAPI(title="newsrag embeddings")
     lock = threading.Lock()  # one batch at a time: the model already uses every core
-
-    class EmbeddingRequest(BaseModel):
-        input: str | list[str]
-        model: str | None = None
-        encoding_format: str = "float"
-        user: str | None = None
-        dimensions: int | None = None
 
     def error(status: int, message: str, code: str = "invalid_request") -> JSONResponse:
         body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
