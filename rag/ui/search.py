@@ -7,7 +7,9 @@ import html
 
 import gradio as gr
 
+from ..embeddings import EmbeddingMismatchError
 from ..index import IndexError_
+from ..remote_embeddings import EmbeddingServerError
 from .context import UIContext
 from .render import reader_error, render_article, render_hits
 
@@ -29,7 +31,7 @@ def search_hits(ctx: UIContext, query: str, mode: str, prefs: dict) -> tuple[str
         return f"<p>⚠️ {html.escape(too_long)}</p>", []
     try:
         hits = [h.to_dict() for h in ctx.engine.search(query, k=max(5, prefs["k"]), mode=mode)]
-    except (IndexError_, OSError) as exc:
+    except (IndexError_, OSError, EmbeddingServerError, EmbeddingMismatchError) as exc:
         return f"<p>⚠️ {html.escape(reader_error(exc, labels))}</p>", []
     return render_hits(hits, query, labels), hits
 
