@@ -27,7 +27,7 @@ from rag.remote_embeddings import EmbeddingServerError, RemoteEmbedder
 from rag.settings import PROJECT_ROOT, Settings
 
 ARTICLES = sorted((PROJECT_ROOT / "corpus").iterdir())[:3]
-QUERIES = ["Кто победил на выборах?", "цены на нефть", "What happened in Moscow?"]
+QUERIES = ["Сколько терактов предотвратили в Казахстане?", "цены на нефть", "terrorism"]
 
 
 def free_port() -> int:
@@ -224,7 +224,7 @@ def test_a_server_that_is_down_is_an_error_at_index_and_search(built_engine, tmp
 
     env["RAG_CORPUS_DIR"] = str(built_engine.settings.corpus_dir)
     env["RAG_INDEX_DIR"] = str(built_engine.settings.index_dir)
-    found = cli(env, "search", "выборы")
+    found = cli(env, "search", "теракты в Казахстане")
     assert found.returncode == 1
     assert "embedding server" in found.stderr and "is it running?" in found.stderr
     assert found.stdout == ""
@@ -247,14 +247,15 @@ def test_retries_are_bounded():
     waits: list[float] = []
     client = RemoteEmbedder(
         Settings.from_env(
-            embedding_url=f"http://127.0.0.1:{free_port()}/v1", embedding_retry_seconds=0.5
+            embedding_url=f"http://127.0.0.1:{free_port()}/v1", embedding_retry_seconds=2
         ),
         sleep=waits.append,  # no real waiting: the deadline passes on its own
     )
-    with pytest.raises(EmbeddingServerError, match="refused the connection"):
+    started = time.monotonic()
+    with pytest.raises(EmbeddingServerError, match="refused the connection.*tried"):
         client.embed_queries(["вопрос"])
-    assert waits[0] == 0.25 and len(waits) >= 2
-    assert max(waits) <= 0.5  # never past the deadline
+    assert time.monotonic() - started < 10
+    assert len(waits) >= 2 and max(waits) <= 2  # backoff, never past the deadline
 
 
 def test_wrong_answers_and_names_are_errors_not_vectors(stand_in):
@@ -274,17 +275,17 @@ def test_an_index_of_another_model_or_dimension_is_refused(make_engine, stand_in
 
     narrow_engine = Engine(engine.settings.replace(embedding_url=narrow.url))
     with pytest.raises(EmbeddingMismatchError, match=r"768 dimensions.*gives 8 dimensions"):
-        narrow_engine.search("выборы", mode="dense")
-    assert narrow_engine.search("выборы", mode="lexical")  # no vectors, no refusal
+        narrow_engine.search("теракты в Казахстане", mode="dense")
+    assert narrow_engine.search("теракты в Казахстане", mode="lexical")  # no vectors, no refusal
 
     served_engine = Engine(engine.settings.replace(embedding_url=other.url))
     assert served_engine.build_index().full_rebuild  # another model: everything re-embedded
     same_size = stand_in(StandIn(dim=768), name="embeddinggemma-300m")
     again = Engine(engine.settings.replace(embedding_url=same_size.url))
     with pytest.raises(EmbeddingMismatchError, match=r"served as another-model.*now serves"):
-        again.search("выборы")
+        again.search("теракты в Казахстане")
 
     renamed = Engine(engine.settings.replace(embedding_model="multilingual-e5-small"))
     renamed.__dict__["embedder"] = engine.embedder
     with pytest.raises(EmbeddingMismatchError, match="the settings name multilingual-e5-small"):
-        renamed.search("выборы")
+        renamed.search("теракты в Казахстане")
