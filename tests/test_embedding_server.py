@@ -252,7 +252,7 @@ def test_retries_are_bounded():
         sleep=waits.append,  # no real waiting: the deadline passes on its own
     )
     started = time.monotonic()
-    with pytest.raises(EmbeddingServerError, match="refused the connection.*tried"):
+    with pytest.raises(EmbeddingServerError, match=r"refused the connection.*tried"):
         client.embed_queries(["вопрос"])
     assert time.monotonic() - started < 10
     assert len(waits) >= 2 and max(waits) <= 2  # backoff, never past the deadline
