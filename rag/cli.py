@@ -379,7 +379,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser(
+        "serve-embeddings",
+        parents=[common],
+        help="serve the embedding model over an OpenAI-compatible /v1/embeddings",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081)")
+    p.set_defaults(func=cmd_serve_embeddings)
     return parser
+
+
+def cmd_serve_embeddings(args: argparse.Namespace) -> int:
+    from .embedding_service import serve
+
+    serve(_settings(args), args.host, args.port)
+    return 0
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:

@@ -28,6 +28,32 @@ class ModelMissingError(RagError, RuntimeError):
     """A configured model is not on disk and cannot be fetched."""
 
 
+class EmbeddingMismatchError(RagError, RuntimeError):
+    """The index was built with another embedding model or dimension than the one in use."""
+
+
+def check_index_matches(manifest: dict, settings: Settings, embedder, vector: np.ndarray) -> None:
+    """Refuse to search an index with vectors of another model: the cosines would be noise."""
+    built_model = manifest.get("embedding_model")
+    built_dim = manifest.get("dimension")
+    served = (manifest.get("signature") or {}).get("embedding_served_model")
+    now_served = getattr(embedder, "served_model", None)
+    problem = None
+    if built_model and built_model != settings.embedding_model:
+        problem = f"the settings name {settings.embedding_model}"
+    elif built_dim and int(built_dim) != len(vector):
+        problem = f"{getattr(embedder, 'name', 'the embedder')} gives {len(vector)} dimensions"
+    elif served and now_served and served != now_served:
+        problem = f"the embedding server now serves {now_served}"
+    if problem:
+        via = f" served as {served}" if served else ""
+        raise EmbeddingMismatchError(
+            f"the index was built with the embedding model {built_model}{via} ({built_dim} "
+            f"dimensions), but {problem}; rebuild it with `rag index --rebuild` or use the "
+            "model it was built with (RAG_EMBEDDING_MODEL, RAG_EMBEDDING_URL)"
+        )
+
+
 def cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -50,6 +76,30 @@ def resolve_embedding_model(settings: Settings) -> str:
             "run `rag models` (or ./start.sh) first"
         )
     return str(path)
+
+
+def model_prompts(stored: dict, name: str, settings: Settings) -> tuple[str, str]:
+    """The (query, document) prompts: the model's stored ones, a known model's, or the
+    settings' overrides. Any backend embedding for this index applies the same ones."""
+    query = stored.get("query", stored.get("Retrieval-query", ""))
+    document = stored.get("document", stored.get("Retrieval-document", ""))
+    if not stored:
+        for marker, (q, d) in KNOWN_PROMPTS.items():
+            if marker in name.lower():
+                query, document = q, d
+    if settings.query_prompt is not None:
+        query = settings.query_prompt
+    if settings.document_prompt is not None:
+        document = settings.document_prompt
+    return query, document
+
+
+def document_inputs(prompt: str, texts: Sequence[str], titles: Sequence[str] | None) -> list[str]:
+    """Passages as the model expects them, with the document prompt (and titles)."""
+    if titles is not None and prompt == GEMMA_DOCUMENT_PROMPT:
+        # EmbeddingGemma's card: "title: {title | none} | text: {content}"
+        return [f"title: {t or 'none'} | text: {x}" for x, t in zip(texts, titles, strict=True)]
+    return [prompt + x for x in texts]
 
 
 def folder_fingerprint(path: Path) -> str:
@@ -100,18 +150,7 @@ class Embedder:
         self.query_prompt, self.document_prompt = self._prompts()
 
     def _prompts(self) -> tuple[str, str]:
-        stored = getattr(self.model, "prompts", {}) or {}
-        query = stored.get("query", stored.get("Retrieval-query", ""))
-        document = stored.get("document", stored.get("Retrieval-document", ""))
-        if not stored:
-            for marker, (q, d) in KNOWN_PROMPTS.items():
-                if marker in self.name.lower():
-                    query, document = q, d
-        if self.settings.query_prompt is not None:
-            query = self.settings.query_prompt
-        if self.settings.document_prompt is not None:
-            document = self.settings.document_prompt
-        return query, document
+        return model_prompts(getattr(self.model, "prompts", {}) or {}, self.name, self.settings)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -128,11 +167,7 @@ class Embedder:
         return [len(ids) for ids in encoded]
 
     def _document_inputs(self, texts: Sequence[str], titles: Sequence[str] | None) -> list[str]:
-        prompt = self.document_prompt
-        if titles is not None and prompt == GEMMA_DOCUMENT_PROMPT:
-            # EmbeddingGemma's card: "title: {title | none} | text: {content}"
-            return [f"title: {t or 'none'} | text: {x}" for x, t in zip(texts, titles, strict=True)]
-        return [prompt + x for x in texts]
+        return document_inputs(self.document_prompt, texts, titles)
 
     def embed_documents(
         self, texts: Sequence[str], titles: Sequence[str] | None = None, progress: bool = False
@@ -151,6 +186,17 @@ class Embedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode(
             [self.query_prompt + t for t in texts],
+            batch_size=self.settings.embedding_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_raw(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts as given, without a prompt: what an embedding server is asked for."""
+        vectors = self.model.encode(
+            list(texts),
             batch_size=self.settings.embedding_batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

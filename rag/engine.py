@@ -31,10 +31,11 @@ class Engine:
 
     @cached_property
     def embedder(self):
-        from .embeddings import Embedder
+        """In-process model, or the client of ``embedding_url``'s server."""
+        from .remote_embeddings import load_embedder
 
         with self._load_lock:
-            return Embedder(self.settings)
+            return load_embedder(self.settings)
 
     @cached_property
     def store(self) -> Store:

@@ -321,9 +321,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def settings_signature(settings: Settings, embedder_fingerprint: str) -> dict:
+def settings_signature(
+    settings: Settings, embedder_fingerprint: str, served_model: str | None = None
+) -> dict:
     """What, when changed, makes every stored vector or chunk stale."""
-    return {
+    served = {"embedding_served_model": served_model} if served_model else {}
+    return served | {
         "embedding_model": settings.embedding_model,
         "embedding_fingerprint": embedder_fingerprint,
         "chunk_tokens": settings.chunk_tokens,
@@ -590,7 +593,9 @@ class IndexBuilder:
         on_progress(0.0, "reading the corpus")
         docs, report.files_skipped = read_corpus(self.settings.corpus_dir)
         report.files_total = len(docs)
-        signature = settings_signature(self.settings, self.embedder.fingerprint)
+        signature = settings_signature(
+            self.settings, self.embedder.fingerprint, getattr(self.embedder, "served_model", None)
+        )
 
         previous = None if rebuild else self._previous()
         if rebuild:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .embeddings import check_index_matches
 from .index import IndexError_
 from .settings import Settings
 from .store import Snapshot, Store, open_store
@@ -247,7 +248,9 @@ class Retriever:
         dense_rows: list[int] = []
         lexical_rows: list[int] = []
         if mode in ("dense", "hybrid"):
-            found = index.dense_search(self.embed_query(query), depth)
+            vector = self.embed_query(query)
+            check_index_matches(index.manifest, self.settings, self.embedder, vector)
+            found = index.dense_search(vector, depth)
             dense_rows = [r for r, _ in found]
             dense = dict(found)
         if mode in ("lexical", "hybrid"):

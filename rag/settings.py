@@ -91,6 +91,24 @@ class Settings(BaseSettings):
     embedding_threads: int = _f(
         0, "corpus/index", "CPU threads of the embedding model (torch); 0: all cores", ge=0
     )
+    # Embeddings from an OpenAI-compatible server (/v1/embeddings) instead of in-process;
+    # the tokenizer and prompts of embedding_model still come from its local folder.
+    embedding_url: str = _f(
+        "", "corpus/index", "OpenAI-compatible embedding server, e.g. http://127.0.0.1:8081/v1"
+    )
+    embedding_api_key: str = _f("", "corpus/index", "bearer token for embedding_url, if any")
+    embedding_server_model: str = _f(
+        "", "corpus/index", "model name sent to embedding_url; empty: the one it serves"
+    )
+    embedding_request_size: int = _f(
+        32, "corpus/index", "passages per request to embedding_url", ge=1
+    )
+    embedding_timeout: float = _f(
+        60.0, "corpus/index", "seconds one request to embedding_url may take", gt=0
+    )
+    embedding_retry_seconds: float = _f(
+        30.0, "corpus/index", "how long embedding_url is retried when down or failing (5xx)", ge=0
+    )
     query_prompt: str | None = _f(None, "corpus/index", "empty: the model's own query prompt")
     document_prompt: str | None = _f(None, "corpus/index", "empty: the model's own document prompt")
     # Chunking (sizes in the embedding model's tokens)
@@ -285,7 +303,7 @@ class Settings(BaseSettings):
         sources = self.sources
         for name, info in type(self).model_fields.items():
             value = getattr(self, name)
-            if name == "password" and value:
+            if name in ("password", "embedding_api_key") and value:
                 value = "***"
             elif name == "database_url" and value:
                 value = hide_password(value)

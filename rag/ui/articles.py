@@ -14,6 +14,7 @@ import gradio as gr
 from ..corpus import ARTICLE_SUFFIXES, CorpusError
 from ..engine import Engine
 from ..index import IndexError_
+from ..remote_embeddings import EmbeddingServerError
 from .context import UIContext
 from .labels import RU
 from .render import reader_error, render_article, without_paths
@@ -238,7 +239,8 @@ def build_articles_tab(ctx: UIContext):
 
         try:
             summary = engine.build_index(on_progress=report).summary()
-        except (IndexError_, CorpusError, OSError) as exc:  # the old index stays in use
+        # the old index stays in use
+        except (IndexError_, CorpusError, OSError, EmbeddingServerError) as exc:
             log.exception("index build failed")
             summary = "⚠️ " + labels["build_failed"].format(exc=reader_error(exc, labels))
         return (summary.replace("\n", "  \n"), *refresh(text))

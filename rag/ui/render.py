@@ -10,10 +10,12 @@ import re
 
 from ..citations import MARKER, parse_markers
 from ..corpus import CorpusError, load_document
+from ..embeddings import EmbeddingMismatchError
 from ..export import made_of_sentences
 from ..index import IndexBusyError, IndexError_, IndexMissingError
 from ..lexical import tokenize
 from ..llm import LLMError
+from ..remote_embeddings import EmbeddingServerError
 from ..settings import Settings
 from .labels import EN, RU
 
@@ -38,6 +40,8 @@ def reader_error(exc: BaseException, labels: dict = RU) -> str:
         return labels["err_index_busy"]
     if isinstance(exc, IndexError_):
         return labels["err_index"]
+    if isinstance(exc, EmbeddingMismatchError | EmbeddingServerError):
+        return labels["err_embedding"].format(detail=without_paths(str(exc)))
     if isinstance(exc, LLMError):
         return labels["err_llm"].format(detail=without_paths(str(exc)))
     if isinstance(exc, OSError):

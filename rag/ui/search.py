@@ -7,7 +7,9 @@ import html
 
 import gradio as gr
 
+from ..embeddings import EmbeddingMismatchError
 from ..index import IndexError_
+from ..remote_embeddings import EmbeddingServerError
 from .context import UIContext
 from .filters import BadDate, applied_note, filter_row, parse_filters
 from .render import reader_error, render_article, render_hits
@@ -44,7 +46,7 @@ def search_hits(
     try:
         filters = ctx.engine.filters_for(query, chosen)
         found = ctx.engine.search(query, k=max(5, prefs["k"]), mode=mode, filters=filters)
-    except (IndexError_, OSError) as exc:
+    except (IndexError_, OSError, EmbeddingServerError, EmbeddingMismatchError) as exc:
         return f"<p>⚠️ {html.escape(reader_error(exc, labels))}</p>", []
     hits = [h.to_dict() for h in found]
     return applied_note(filters, labels) + render_hits(hits, query, labels), hits
