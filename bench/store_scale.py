@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -54,13 +53,22 @@ QUESTION_FILES = [
     ROOT / "bench" / "data" / "xquad-ru" / "questions.jsonl",
 ]
 PER_FILE = 10  # passages per generated article
-NOISE = 0.25  # norm of the noise added to a generated passage's vector (before normalising)
+NOISE = 0.1  # norm of the noise added to a generated passage's vector (before normalising)
 _NAME = re.compile(r"(?<=[^.!?\s] )[А-ЯЁA-Z][а-яёa-z]{2,}")
 _NUMBER = re.compile(r"\b\d[\d.,]*\d\b|\b\d\b")
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from
+    the parent across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 2**20, 2)
+    return float("nan")
 
 
 # --- the base set: real sentence windows, embedded once ---------------------------------
@@ -77,6 +85,29 @@ def article_sentences() -> list[tuple[str, list[str]]]:
             ]
             out.append((doc.title, [s for s in sentences if len(s) > 20]))
     return out
+
+
+def indexed_passages(index_dirs: list[Path]) -> tuple[list[dict], np.ndarray]:
+    """The chunks of built indexes (``rag index``) and their stored real embeddings, as base
+    passages split into sentences: no embedding needed."""
+    from rag.index import Index
+
+    windows, vectors = [], []
+    for article, folder in enumerate(index_dirs):
+        index = Index.load(folder)
+        titles = sorted({c.file for c in index.chunks})
+        for chunk in index.chunks:
+            sentences = [" ".join(chunk.text[s:e].split()) for s, e in sentence_spans(chunk.text)]
+            sentences = [x for x in sentences if len(x) > 20] or [chunk.text]
+            windows.append(
+                {
+                    "article": article * 10_000 + titles.index(chunk.file),
+                    "title": chunk.title,
+                    "sentences": sentences,
+                }
+            )
+        vectors.append(index.vectors)
+    return windows, np.vstack(vectors).astype(np.float32)
 
 
 def base_set(size: int) -> tuple[list[dict], np.ndarray]:
@@ -119,6 +150,7 @@ def questions(limit: int) -> tuple[list[str], np.ndarray]:
                     texts.append(q)
     rng = np.random.default_rng(2)
     texts = [texts[i] for i in sorted(rng.choice(len(texts), min(limit, len(texts)), False))]
+    DATA.mkdir(parents=True, exist_ok=True)
     path = DATA / f"queries-{len(texts)}.npy"
     if path.exists():
         return texts, np.load(path)
@@ -160,7 +192,8 @@ def generate(n: int, windows: list[dict], base: np.ndarray, seed: int = 3):
     for i in range(0, n, step):
         m = min(step, n - i)
         block = base[primary[i : i + m]].copy()
-        block += 0.35 * appended[i : i + m, None] * base[secondary[i : i + m]]
+        weight = rng.uniform(0.0, 0.5, (m, 1)).astype(np.float32)
+        block = (1 - weight) * block + weight * base[secondary[i : i + m]]
         block += NOISE / np.sqrt(base.shape[1]) * rng.standard_normal(block.shape, np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         vectors[i : i + m] = block
@@ -183,8 +216,10 @@ def _swap(match: re.Match, pool: list[str], rng: np.random.Generator, p: float) 
 def prepare(n: int, windows, base) -> Path:
     """Generated passages of size ``n`` on disk (texts, titles, vectors), once."""
     folder = DATA / f"passages-{n}"
-    if (folder / "vectors.npy").exists():
+    made_from = f"{len(windows)} base passages, noise {NOISE}"
+    if (folder / "vectors.npy").exists() and (folder / "base.txt").read_text() == made_from:
         return folder
+    shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     texts, titles, vectors = generate(n, windows, base)
     tmp = DATA / f".passages-{n}"
@@ -194,6 +229,7 @@ def prepare(n: int, windows, base) -> Path:
         for text, title in zip(texts, titles, strict=True):
             fh.write(json.dumps([title, text], ensure_ascii=False) + "\n")
     np.save(tmp / "vectors.npy", vectors)
+    (tmp / "base.txt").write_text(made_from)
     os.replace(tmp, folder)
     log(f"generated {n:,} passages in {time.perf_counter() - started:.0f} s")
     return folder
@@ -313,7 +349,7 @@ def build(store_name: str, n: int, url: str | None) -> dict:
         "kind": kind,
         "build_s": round(seconds, 1),
         "prepare_s": round(prepared, 1),
-        "builder_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "builder_rss_gb": peak_rss_gb(),
     }
     if store_name == "embedded":
         size = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
@@ -436,7 +472,11 @@ def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
 
     for q in texts[:10]:  # warm-up
         approx.search(q, k=10, mode="hybrid", merge=False)
+    from rag import pgstore
+
+    rows_cap = pgstore.LEXICAL_ROWS
     hybrid_ms, dense_ms, lexical_ms, recall, overlap = [], [], [], [], []
+    lexical_all_ms: list[float] = []
     for q, v in zip(texts, qvecs, strict=True):
         t0 = time.perf_counter()
         hits = approx.search(q, k=10, mode="hybrid", merge=False)
@@ -447,6 +487,12 @@ def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
         with snapshot.reading():
             snapshot.lexical_search(q, depth)
         t3 = time.perf_counter()
+        if store_name == "postgres":  # every matching row ranked, as before LEXICAL_ROWS
+            pgstore.LEXICAL_ROWS = 0
+            with snapshot.reading():
+                snapshot.lexical_search(q, depth)
+            pgstore.LEXICAL_ROWS = rows_cap
+            lexical_all_ms.append(1000 * (time.perf_counter() - t3))
         hybrid_ms.append(1000 * (t1 - t0))
         dense_ms.append(1000 * (t2 - t1))
         lexical_ms.append(1000 * (t3 - t2))
@@ -468,9 +514,10 @@ def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
         "dense_p95": pct(dense_ms, 95),
         "lexical_p50": pct(lexical_ms, 50),
         "lexical_p95": pct(lexical_ms, 95),
+        "lexical_all_p95": pct(lexical_all_ms, 95) if lexical_all_ms else None,
         "recall10": round(float(np.mean(recall)), 3),
         "hybrid_overlap10": round(float(np.mean(overlap)), 3),
-        "search_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "search_rss_gb": peak_rss_gb(),
     }
 
 
@@ -513,6 +560,11 @@ def main() -> None:
     parser.add_argument("--stores", default="embedded,postgres")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--base", type=int, default=3000, help="real passages embedded")
+    parser.add_argument(
+        "--base-index",
+        help="comma-separated built index folders whose chunks and stored embeddings are the "
+        "base passages (instead of embedding sentence windows)",
+    )
     parser.add_argument("--maintenance-gb", type=int, default=6)
     parser.add_argument("--shared-gb", type=int, default=2)
     parser.add_argument("--step", choices=["build", "search"], help=argparse.SUPPRESS)
@@ -528,7 +580,10 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    windows, base = base_set(args.base)
+    if args.base_index:
+        windows, base = indexed_passages([Path(p) for p in args.base_index.split(",")])
+    else:
+        windows, base = base_set(args.base)
     texts, qvecs = questions(args.queries)
     print(
         f"{len(windows)} real base passages embedded, {len(texts)} real questions; "
