@@ -447,7 +447,8 @@ class ExactDense:
         return self.exact[np.asarray(query, np.float32).tobytes()][:depth]
 
 
-def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
+def search(store_name: str, n: int, url: str | None, queries: int, ef: int) -> dict:
+    from rag import pgstore
     from rag.retrieve import Retriever
     from rag.store import open_store
 
@@ -456,6 +457,10 @@ def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
     started = time.perf_counter()
     snapshot = open_store(settings).load()
     load_s = time.perf_counter() - started
+    if ef:  # candidates the HNSW search examines (both stores use 96)
+        pgstore.EF_SEARCH = ef
+        if hasattr(getattr(snapshot, "faiss", None), "hnsw"):
+            snapshot.faiss.hnsw.efSearch = ef
     offset = 1 if store_name == "postgres" else 0  # PostgreSQL ids count from 1
     sample = [0, n // 2, n - 1]
     found = snapshot.lookup([r + offset for r in sample])
@@ -472,8 +477,6 @@ def search(store_name: str, n: int, url: str | None, queries: int) -> dict:
 
     for q in texts[:10]:  # warm-up
         approx.search(q, k=10, mode="hybrid", merge=False)
-    from rag import pgstore
-
     rows_cap = pgstore.LEXICAL_ROWS
     hybrid_ms, dense_ms, lexical_ms, recall, overlap = [], [], [], [], []
     lexical_all_ms: list[float] = []
@@ -567,6 +570,12 @@ def main() -> None:
     )
     parser.add_argument("--maintenance-gb", type=int, default=6)
     parser.add_argument("--shared-gb", type=int, default=2)
+    parser.add_argument(
+        "--ef-search", default="0", help="comma-separated HNSW ef_search values (0: the store's)"
+    )
+    parser.add_argument(
+        "--search-only", action="store_true", help="measure the stores built by an earlier run"
+    )
     parser.add_argument("--step", choices=["build", "search"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -576,7 +585,7 @@ def main() -> None:
         if args.step == "build":
             result = build(args.store, n, args.url)
         else:
-            result = search(args.store, n, args.url, args.queries)
+            result = search(args.store, n, args.url, args.queries, int(args.ef_search))
         print(json.dumps(result))
         return
 
@@ -597,31 +606,37 @@ def main() -> None:
             folder = prepare(n, windows, base)
             exact_neighbours(folder, qvecs, 30)
             for store in stores:
-                url = database_url(server, n, fresh=True) if store == "postgres" else ""
+                fresh = not args.search_only
+                url = database_url(server, n, fresh) if store == "postgres" else ""
                 common = ["--sizes", str(n), "--store", store, "--url", url]
-                row = child(["--step", "build", *common])
-                print(json.dumps(row), flush=True)
-                row |= child(["--step", "search", "--queries", str(args.queries), *common])
-                row["load_avg"] = round(os.getloadavg()[0], 1)
-                print(json.dumps(row), flush=True)
-                results.append(row)
+                row = {"store": store, "n": n}
+                if fresh:
+                    row = child(["--step", "build", *common])
+                    print(json.dumps(row), flush=True)
+                for ef in args.ef_search.split(","):
+                    query = ["--step", "search", "--queries", str(args.queries), "--ef-search", ef]
+                    measured = row | child([*query, *common])
+                    measured |= {"ef": int(ef) or 96, "load_avg": round(os.getloadavg()[0], 1)}
+                    print(json.dumps(measured), flush=True)
+                    results.append(measured)
     finally:
         if server is not None:
             server.cleanup()
     print(
         "| passages | store | build s | disk GB | builder peak GB | hybrid p50 ms "
         "| hybrid p95 ms | dense p95 ms | lexical p95 ms | dense recall@10 "
-        "| hybrid overlap@10 |"
+        "| hybrid overlap@10 | ef |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        memory = f"{r['builder_rss_gb']}"
+        memory = f"{r.get('builder_rss_gb', '–')}"
         if "server_pss_gb" in r:
             memory += f" + server {r['server_pss_gb']}"
         print(
-            f"| {r['n']:,} | {r['store']} ({r['kind']}) | {r['build_s']} | {r['disk_gb']} "
-            f"| {memory} | {r['hybrid_p50']} | {r['hybrid_p95']} | {r['dense_p95']} "
-            f"| {r['lexical_p95']} | {r['recall10']} | {r['hybrid_overlap10']} |"
+            f"| {r['n']:,} | {r['store']} ({r.get('kind', '–')}) | {r.get('build_s', '–')} "
+            f"| {r.get('disk_gb', '–')} | {memory} | {r['hybrid_p50']} | {r['hybrid_p95']} "
+            f"| {r['dense_p95']} | {r['lexical_p95']} | {r['recall10']} "
+            f"| {r['hybrid_overlap10']} | {r['ef']} |"
         )
 
 
