@@ -550,11 +550,30 @@ def database_url(server, n: int, fresh: bool) -> str:
     return f"postgresql://postgres@/{name}?host={socket_dir}"
 
 
-def child(args: list[str]) -> dict:
-    """Run one step in a fresh process; its JSON result."""
+def available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 2**20
+    return float("inf")
+
+
+def child(args: list[str], floor_gb: float) -> dict:
+    """Run one step in a fresh process; its JSON result. The step is stopped if the
+    machine's available memory falls below ``floor_gb`` (the machine has no swap, and it is
+    shared: better a missing figure than another job killed)."""
     cmd = [sys.executable, __file__, *args]
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        reader = threading.Thread(target=lambda: setattr(proc, "output", proc.stdout.read()))
+        reader.start()
+        while proc.poll() is None:
+            if available_gb() < floor_gb:
+                proc.kill()
+                raise RuntimeError(f"stopped {args}: less than {floor_gb} GB of memory left")
+            time.sleep(1)
+        reader.join()
+    if proc.returncode:
+        raise RuntimeError(f"{args} failed with exit code {proc.returncode}")
+    return json.loads(proc.output.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -573,6 +592,7 @@ def main() -> None:
     parser.add_argument(
         "--ef-search", default="0", help="comma-separated HNSW ef_search values (0: the store's)"
     )
+    parser.add_argument("--memory-floor-gb", type=float, default=1.5)
     parser.add_argument(
         "--search-only", action="store_true", help="measure the stores built by an earlier run"
     )
@@ -611,11 +631,11 @@ def main() -> None:
                 common = ["--sizes", str(n), "--store", store, "--url", url]
                 row = {"store": store, "n": n}
                 if fresh:
-                    row = child(["--step", "build", *common])
+                    row = child(["--step", "build", *common], args.memory_floor_gb)
                     print(json.dumps(row), flush=True)
                 for ef in args.ef_search.split(","):
                     query = ["--step", "search", "--queries", str(args.queries), "--ef-search", ef]
-                    measured = row | child([*query, *common])
+                    measured = row | child([*query, *common], args.memory_floor_gb)
                     measured |= {"ef": int(ef) or 96, "load_avg": round(os.getloadavg()[0], 1)}
                     print(json.dumps(measured), flush=True)
                     results.append(measured)
