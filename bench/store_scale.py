@@ -277,6 +277,7 @@ def new_build(folder: Path, dimension: int, vectors: np.ndarray):
             chunks, offset, title = [], 0, ""
             for row in rows:
                 title, text = json.loads(next(lines))
+                title = sys.intern(title)
                 chunks.append(Chunk(file, title, row - first, offset, offset + len(text), text))
                 offset += len(text) + 1
             sha = hashlib.sha256(file.encode()).hexdigest()

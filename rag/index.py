@@ -478,10 +478,11 @@ class EmbeddedStore:
         fault: Callable[[str], None],
     ) -> str:
         fault("write chunks.jsonl")
-        _fsync_write(
-            staging / "chunks.jsonl",
-            "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
-        )
+        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as fh:  # line by line:
+            for c in chunks:  # a million chunks are gigabytes as one string
+                fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         fault("write vectors.npy")
         with (staging / "vectors.npy").open("wb") as fh:
             np.save(fh, vectors)
