@@ -229,10 +229,8 @@ class Index:
             )
         _verify_files(path, manifest)
         try:
-            chunks = [
-                Chunk(**json.loads(line))
-                for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-            ]
+            with (path / "chunks.jsonl").open(encoding="utf-8") as fh:  # line by line: a
+                chunks = [Chunk(**json.loads(line)) for line in fh]  # million are gigabytes
             vectors = np.load(path / "vectors.npy", mmap_mode="r")
             if vectors.nbytes <= VECTORS_IN_MEMORY:
                 vectors = np.array(vectors)

@@ -102,7 +102,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        lines = (folder / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
-        tokens = [list(map(sys.intern, json.loads(line))) for line in lines]
+        with (folder / "tokens.jsonl").open(encoding="utf-8") as fh:
+            tokens = [list(map(sys.intern, json.loads(line))) for line in fh]
         bm25 = bm25s.BM25.load(str(folder / "bm25")) if tokens else None
         return cls(tokens, bm25)
