@@ -6,16 +6,17 @@ Passages are generated from the real articles (``corpus/`` and the XQuAD-ru arti
 windows of their sentences, recombined across articles, with names and numbers swapped
 between articles and clauses reordered, so the lexical side sees real Russian text and
 vocabulary, not copies. Embedding a million passages on a CPU takes many hours, so only a
-base set of real windows is embedded with the configured model (cached under
-``bench/data/store-scale/``); each generated passage's vector is its source windows'
-vectors plus Gaussian noise, normalised. Queries are the real questions of the question
+base set is: the chunks of built indexes and their stored embeddings (``--base-index``),
+or sentence windows of the articles embedded once with the configured model (cached under
+``bench/data/store-scale/``). Each generated passage's vector is a random mix of its two
+source passages' vectors plus Gaussian noise, normalised. Queries are the real questions of the question
 sets, embedded with the real model.
 
 Each store is built through its real ``Store.write`` from one ``NewBuild`` and searched
 through the app's ``Retriever`` (hybrid fusion), each step in a child process so that its
 peak memory is its own. Reported per store and size: build seconds, disk, peak RSS of the
 builder (and the PostgreSQL server's summed PSS), hybrid search p50/p95 (query vectors
-precomputed: the query embedding, ≈ 20–40 ms on 2 cores, is not included), dense and
+precomputed: the query embedding is not included), dense and
 lexical search p95 alone, dense recall@10 against exact search on the same vectors, and the
 overlap of the hybrid top 10 with the hybrid top 10 over exact dense search.
 """
