@@ -9,8 +9,8 @@ vocabulary, not copies. Embedding a million passages on a CPU takes many hours, 
 base set is: the chunks of built indexes and their stored embeddings (``--base-index``),
 or sentence windows of the articles embedded once with the configured model (cached under
 ``bench/data/store-scale/``). Each generated passage's vector is a random mix of its two
-source passages' vectors plus Gaussian noise, normalised. Queries are the real questions of the question
-sets, embedded with the real model.
+source passages' vectors plus Gaussian noise, normalised. Queries are the real questions
+of the question sets, embedded with the real model.
 
 Each store is built through its real ``Store.write`` from one ``NewBuild`` and searched
 through the app's ``Retriever`` (hybrid fusion), each step in a child process so that its
