@@ -18,7 +18,7 @@ from .corpus import Document
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chunk:
     file: str
     title: str

@@ -45,6 +45,7 @@ FORMAT_VERSION = 1
 # bump when chunk boundaries change; 6: sentences citing an official site are kept
 CHUNKER_VERSION = "razdel-per-line-6"
 KEEP_OLD_BUILDS = 1  # builds kept besides the live one, for readers still using them
+VECTORS_IN_MEMORY = 1 << 30  # bytes; larger builds stack their vectors in a mapped file
 
 
 class IndexError_(RagError, RuntimeError):
@@ -228,12 +229,18 @@ class Index:
             )
         _verify_files(path, manifest)
         try:
-            chunks = [
-                Chunk(**json.loads(line))
-                for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-            ]
-            vectors = np.load(path / "vectors.npy")
-            faiss_index = faiss.read_index(str(path / "faiss.index"))
+            with (path / "chunks.jsonl").open(encoding="utf-8") as fh:  # line by line: a
+                chunks = [Chunk(**json.loads(line)) for line in fh]  # million are gigabytes
+            vectors = np.load(path / "vectors.npy", mmap_mode="r")
+            if vectors.nbytes <= VECTORS_IN_MEMORY:
+                vectors = np.array(vectors)
+            # else left mapped: search reads a few rows and FAISS holds its own copy. Builds
+            # are never rewritten in place (a removed build's mapping stays valid); only a
+            # file damaged in place by hand could fail a search then.
+            faiss_path = path / "faiss.index"
+            # large indexes keep their vectors in the mapped file (as vectors.npy above)
+            big = faiss_path.stat().st_size > VECTORS_IN_MEMORY
+            faiss_index = faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC if big else 0)
             lexical = LexicalIndex.load(path / "lexical")
         except Exception as exc:  # verified files that still fail to parse
             raise IndexCorruptError(
@@ -404,13 +411,32 @@ class EmbeddedStore:
                 Chunk(c.file, doc.title, i, c.start, c.end, c.text)
                 for i, c in enumerate(doc_chunks)
             )
-        vectors = (
-            np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
-            if rows
-            else np.zeros((0, build.dimension), dtype=np.float32)
+        spill = self.index_dir / "builds" / f".{build.build_id}.vectors.partial"
+        try:
+            vectors = self._stack(rows, build.dimension, spill)
+            lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
+            return self._write(build, chunks, vectors, lexical, fault)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+
+    def _stack(self, rows: list[np.ndarray], dimension: int, spill: Path) -> np.ndarray:
+        """All vectors in one array; above VECTORS_IN_MEMORY bytes in a file mapped into
+        memory (``spill``), as FAISS makes its own copy: a million passages are 3 GB."""
+        total = sum(len(r) for r in rows)
+        if total * dimension * 4 <= VECTORS_IN_MEMORY:
+            if not rows:
+                return np.zeros((0, dimension), dtype=np.float32)
+            return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+        spill.mkdir(parents=True)
+        out = np.lib.format.open_memmap(
+            spill / "vectors.npy", mode="w+", dtype=np.float32, shape=(total, dimension)
         )
-        lexical = LexicalIndex.build([c.text for c in chunks], known_tokens)
-        return self._write(build, chunks, vectors, lexical, fault)
+        cursor = 0
+        for block in rows:
+            out[cursor : cursor + len(block)] = block
+            cursor += len(block)
+        out.flush()
+        return out
 
     def _write(
         self,
@@ -456,10 +482,11 @@ class EmbeddedStore:
         fault: Callable[[str], None],
     ) -> str:
         fault("write chunks.jsonl")
-        _fsync_write(
-            staging / "chunks.jsonl",
-            "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode(),
-        )
+        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as fh:  # line by line:
+            for c in chunks:  # a million chunks are gigabytes as one string
+                fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         fault("write vectors.npy")
         with (staging / "vectors.npy").open("wb") as fh:
             np.save(fh, vectors)

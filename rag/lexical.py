@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
@@ -40,11 +41,16 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, ё→е, stemmed words; numbers kept whole; stop words dropped."""
+    """Lower-cased, ё→е, stemmed words; numbers kept whole; stop words dropped.
+
+    Tokens are interned: the index keeps every passage's tokens, and at a million passages
+    one shared string per word instead of one per occurrence saves gigabytes."""
     words = [w for w in _WORD.findall(text.lower().replace("ё", "е")) if w not in STOPWORDS]
     russian, english = _stemmer("russian"), _stemmer("english")
     return [
-        w if w.isdigit() else (english.stemWord(w) if _LATIN.match(w) else russian.stemWord(w))
+        sys.intern(
+            w if w.isdigit() else (english.stemWord(w) if _LATIN.match(w) else russian.stemWord(w))
+        )
         for w in words
     ]
 
@@ -96,7 +102,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        lines = (folder / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
-        tokens = [json.loads(line) for line in lines]
+        with (folder / "tokens.jsonl").open(encoding="utf-8") as fh:
+            tokens = [list(map(sys.intern, json.loads(line))) for line in fh]
         bm25 = bm25s.BM25.load(str(folder / "bm25")) if tokens else None
         return cls(tokens, bm25)

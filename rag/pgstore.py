@@ -68,6 +68,21 @@ class SchemaMismatchError(IndexCorruptError):
 
 # An OR query of the question's lexemes: plainto_tsquery would demand every word.
 _QUERY = "(SELECT replace(plainto_tsquery('russian', %(q)s)::text, ' & ', ' | ')::tsquery AS q)"
+# ts_rank reads every matching row, and at a million passages a common word matches a
+# hundred thousand of them. So only the question's rarest words (by rag_lexemes) are searched
+# while the chunks holding them add up to at most LEXICAL_ROWS (the rarest one always): the
+# common words add little to the ranking and most of its cost. Below that many matches
+# (every corpus of a few thousand articles) it is the plain OR of all the words.
+LEXICAL_ROWS = 20_000
+_RARE_QUERY = (
+    "(SELECT coalesce(string_agg(quote, ' | '), '')::tsquery AS q FROM (SELECT chr(39)"
+    " || replace(replace(lexeme, chr(92), chr(92) || chr(92)), chr(39), chr(39) || chr(39))"
+    " || chr(39) AS quote,"
+    " sum(chunks) OVER w AS running, row_number() OVER w AS n"
+    " FROM (SELECT DISTINCT l.lexeme, l.chunks FROM unnest(to_tsvector('russian', %(q)s)) AS t"
+    " JOIN rag_lexemes l ON l.lexeme = t.lexeme) AS words"
+    " WINDOW w AS (ORDER BY chunks, lexeme)) AS kept WHERE running <= %(rows)s OR n = 1)"
+)
 
 
 def _schema(dimension: int) -> list[str]:
@@ -379,10 +394,11 @@ class PgSnapshot:
         return sorted(((int(r), float(s)) for r, s in rows), key=lambda x: (-x[1], x[0]))
 
     def lexical_search(self, query: str, depth: int) -> list[tuple[int, float]]:
+        words = _RARE_QUERY if LEXICAL_ROWS else _QUERY
         rows = self._rows(
-            f"SELECT id, ts_rank(tsv, q) AS score FROM rag_chunks, {_QUERY} AS query"
+            f"SELECT id, ts_rank(tsv, q) AS score FROM rag_chunks, {words} AS query"
             " WHERE tsv @@ q ORDER BY score DESC, id LIMIT %(k)s",
-            {"q": query, "k": depth},
+            {"q": query, "k": depth, "rows": LEXICAL_ROWS},
         )
         return [(int(r), float(s)) for r, s in rows if s > 0]
 
