@@ -459,10 +459,6 @@ def search(store_name: str, n: int, url: str | None, queries: int, ef: int) -> d
     started = time.perf_counter()
     snapshot = open_store(settings).load()
     load_s = time.perf_counter() - started
-    if os.environ.get("BENCH_READ_FAISS") and store_name == "embedded":
-        import faiss  # read the vectors into memory instead of mapping them (rag.index)
-
-        snapshot.faiss = faiss.read_index(str(snapshot.path / "faiss.index"))
     if ef:  # candidates the HNSW search examines (both stores use 96)
         pgstore.EF_SEARCH = ef
         if hasattr(getattr(snapshot, "faiss", None), "hnsw"):

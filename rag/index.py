@@ -237,10 +237,9 @@ class Index:
             # else left mapped: search reads a few rows and FAISS holds its own copy. Builds
             # are never rewritten in place (a removed build's mapping stays valid); only a
             # file damaged in place by hand could fail a search then.
-            faiss_path = path / "faiss.index"
-            # large indexes keep their vectors in the mapped file (as vectors.npy above)
-            big = faiss_path.stat().st_size > VECTORS_IN_MEMORY
-            faiss_index = faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC if big else 0)
+            # FAISS is read into memory whatever its size: mapped, a million passages'
+            # HNSW search was 8x slower at p95 once the pages were evicted (bench/store_scale.py)
+            faiss_index = faiss.read_index(str(path / "faiss.index"))
             lexical = LexicalIndex.load(path / "lexical")
         except Exception as exc:  # verified files that still fail to parse
             raise IndexCorruptError(
