@@ -226,6 +226,7 @@ def test_no_llm_answer_is_extractive_with_citations(built_engine):
         "end",
         "text",
         "date",
+        "source",
     }
 
 
