@@ -175,6 +175,16 @@ def render_article(
     )
 
 
+def linked_item(target: str, items: list) -> dict | None:
+    """The item an ``i|count`` link target names (a search hit, a timeline entry), or None
+    for a stale or malformed target."""
+    try:
+        i = int((target or "").split("|")[0])
+    except ValueError:
+        return None
+    return items[i] if 0 <= i < len(items or []) else None
+
+
 def format_answer(result: dict, labels: dict) -> str:
     """The answer as the reader sees it: unsupported sentences marked, and a plain note
     when it is made of article sentences (the internal reason only goes to the log)."""

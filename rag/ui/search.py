@@ -12,7 +12,7 @@ from ..index import IndexError_
 from ..remote_embeddings import EmbeddingServerError
 from .context import UIContext
 from .filters import BadDate, applied_note, filter_row, parse_filters
-from .render import reader_error, render_article, render_hits
+from .render import linked_item, reader_error, render_article, render_hits
 
 MODES = ["hybrid", "dense", "lexical"]
 
@@ -73,16 +73,13 @@ def build_search_tab(ctx: UIContext) -> gr.Dropdown:
         return search_hits(ctx, q, m, prefs, since or "", until or "", source or "")
 
     def open_hit(target: str, hits: list):
-        """``i|count`` from a hit's link: that hit's article, the passage highlighted."""
-        try:
-            i = int((target or "").split("|")[0])
-        except ValueError:
+        """The linked item's article, the passage highlighted."""
+        item = linked_item(target, hits)
+        if item is None:
             return gr.update()
-        if not 0 <= i < len(hits or []):
-            return gr.update()
-        h = hits[i]
+        start, end = item["start"], item["end"]
         return render_article(
-            ctx.settings, h["file"], h["start"], h["end"], h["text"], labels, "search-article-view"
+            ctx.settings, item["file"], start, end, item["text"], labels, "search-article-view"
         )
 
     for trigger in (find.click, query.submit, filters.since.submit, filters.until.submit):

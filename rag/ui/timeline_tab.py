@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..index import IndexError_
 from .context import UIContext
-from .render import reader_error, render_article, render_timeline
+from .render import linked_item, reader_error, render_article, render_timeline
 
 SCROLL_JS = """() => { setTimeout(() => {
   const m = document.querySelector('#timeline-article-view mark');
@@ -57,22 +57,13 @@ def build_timeline_tab(ctx: UIContext) -> None:
         return timeline_entries(ctx, q)
 
     def open_at(target: str, entries: list):
-        """``i|count`` from an entry's link: its article, the sentence highlighted."""
-        try:
-            i = int((target or "").split("|")[0])
-        except ValueError:
+        """The linked item's article, the passage highlighted."""
+        item = linked_item(target, entries)
+        if item is None:
             return gr.update()
-        if not 0 <= i < len(entries or []):
-            return gr.update()
-        e = entries[i]
+        start, end = item["start"], item["end"]
         return render_article(
-            ctx.settings,
-            e["file"],
-            e["start"],
-            e["end"],
-            e["text"],
-            labels,
-            "timeline-article-view",
+            ctx.settings, item["file"], start, end, item["text"], labels, "timeline-article-view"
         )
 
     for trigger in (build.click, query.submit):
