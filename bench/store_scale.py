@@ -314,11 +314,12 @@ def new_build(folder: Path, dimension: int, vectors: np.ndarray):
     )
 
 
-def settings_for(store: str, n: int, url: str | None) -> Settings:
+def settings_for(store: str, n: int, url: str | None, ef: int = 0) -> Settings:
     return Settings.from_env(
         corpus_dir=ROOT / "corpus",
         index_dir=DATA / f"index-{n}",
         database_url=url if store == "postgres" else "",
+        **({"ann_ef_search": ef} if ef else {}),
     )
 
 
@@ -455,14 +456,10 @@ def search(store_name: str, n: int, url: str | None, queries: int, ef: int) -> d
     from rag.store import open_store
 
     texts, qvecs = questions(queries)
-    settings = settings_for(store_name, n, url)
+    settings = settings_for(store_name, n, url, ef)  # ef 0: the setting's default
     started = time.perf_counter()
     snapshot = open_store(settings).load()
     load_s = time.perf_counter() - started
-    if ef:  # candidates the HNSW search examines (both stores use 96)
-        pgstore.EF_SEARCH = ef
-        if hasattr(getattr(snapshot, "faiss", None), "hnsw"):
-            snapshot.faiss.hnsw.efSearch = ef
     offset = 1 if store_name == "postgres" else 0  # PostgreSQL ids count from 1
     sample = [0, n // 2, n - 1]
     found = snapshot.lookup([r + offset for r in sample])
@@ -639,7 +636,10 @@ def main() -> None:
                 for ef in args.ef_search.split(","):
                     query = ["--step", "search", "--queries", str(args.queries), "--ef-search", ef]
                     measured = row | child([*query, *common], args.memory_floor_gb)
-                    measured |= {"ef": int(ef) or 96, "load_avg": round(os.getloadavg()[0], 1)}
+                    measured |= {
+                        "ef": int(ef) or Settings().ann_ef_search,
+                        "load_avg": round(os.getloadavg()[0], 1),
+                    }
                     print(json.dumps(measured), flush=True)
                     results.append(measured)
     finally:

@@ -353,7 +353,10 @@ class EmbeddedStore:
         return current_build_id(self.index_dir)
 
     def load(self) -> Index:
-        return Index.load(self.index_dir)
+        index = Index.load(self.index_dir)
+        if hasattr(index.faiss, "hnsw"):  # a search-time knob, not stored with the build
+            index.faiss.hnsw.efSearch = self.settings.ann_ef_search
+        return index
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 # one build at a time per database: pg_try_advisory_lock key ("newsrag" in ASCII)
 BUILD_LOCK_KEY = 0x6E657773726167
-EF_SEARCH = 96  # candidates HNSW examines per search, as the embedded HNSW index
 MAX_EF_SEARCH = 1000  # pgvector's limit; deeper searches scan every row
 CONNECT_TIMEOUT = 5  # seconds
 
@@ -384,7 +383,7 @@ class PgSnapshot:
         with _database_errors(self.store.where), conn.transaction():
             if depth > MAX_EF_SEARCH:  # HNSW returns at most ef_search rows: scan them all
                 conn.execute("SET LOCAL enable_indexscan = off")
-            ef = min(MAX_EF_SEARCH, max(EF_SEARCH, depth))
+            ef = min(MAX_EF_SEARCH, max(self.store.settings.ann_ef_search, depth))
             conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
             rows = conn.execute(
                 "SELECT id, -(embedding <#> %(q)s) FROM rag_chunks"

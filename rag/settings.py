@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     faiss_index: Literal["auto", "flat", "hnsw", "ivfpq"] = _f(
         "auto", "corpus/index", "FAISS index type (auto: by corpus size)"
     )
+    ann_ef_search: int = _f(
+        96,
+        "corpus/index",
+        "candidates an HNSW search examines (FAISS and pgvector): more, better recall, slower",
+        ge=1,
+    )
     database_url: str = _f(
         "", "corpus/index", "PostgreSQL (postgresql://…) holding the index instead of index_dir"
     )

@@ -170,3 +170,14 @@ def test_cli_search_json_shape(built_engine):
     }
     assert first["duplicates"] == []
     assert first["rank"] == 1 and first["file"] == "000_14c9b7630dbfab34.txt"
+
+
+def test_hnsw_search_depth_is_a_setting(make_engine):
+    """HNSW's efSearch is read from the settings at load time, not frozen in the build."""
+    engine = make_engine(faiss_index="hnsw", ann_ef_search=300)
+    engine.build_index()
+    index = engine.index
+    assert index.manifest["faiss_index"] == "hnsw"
+    assert index.faiss.hnsw.efSearch == 300
+    hits = engine.search("Сколько терактов предотвратили?", k=3)
+    assert hits and hits[0].file
