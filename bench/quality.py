@@ -4,6 +4,7 @@
     .venv/bin/python bench/quality.py --answer-sample 40  # extractive on 40 questions a set
     .venv/bin/python bench/quality.py --llm-sample 8    # also the LLM on 8 questions a set
     .venv/bin/python bench/quality.py --calibrations threshold,fitted  # both, same run
+    .venv/bin/python bench/quality.py --variants "extractive_stand_in=1;"  # any settings
 
 Retrieval (evidence recall, article recall) is always scored on every question; answers
 (extractive, LLM) on every question or on a seeded sample per set, which the mode column
@@ -12,9 +13,11 @@ Rows are sets, columns: answer accuracy (answerable questions), citation precisi
 refusal of near-miss and of absent questions (``absent`` and ``unanswerable``: nothing
 in the index), false refusals (answerable questions refused), evidence recall in the
 top-k hits and in the passages given to the LLM, and article recall@1. With several
-``--calibrations`` every answer run is repeated under each answer-or-refuse decision; the
-LLM's completion of a prompt is computed once and reused, so the calibrations differ only
-in what they refuse (and LLM timings are not comparable between them). The news sets
+``--calibrations`` every answer run is repeated under each answer-or-refuse decision (with
+``--variants``, under each set of settings, ``;``-separated, ``key=value,key=value``, an
+empty one for the defaults); the LLM's completion of a prompt is computed once and reused,
+so the variants differ only in what they do with the same answers (and LLM timings are
+not comparable between them). The news sets
 use ``corpus/``, the XQuAD-ru parts ``bench/data/xquad-ru/corpus/``; both indexes are
 built or updated first."""
 
@@ -103,6 +106,19 @@ class ReusedLLM:
         yield from self.completions[key]
 
 
+def _variants(calibrations: str | None, variants: str | None) -> list[tuple[str, dict]]:
+    """(label, settings changes) to run every answer set under."""
+    if calibrations:
+        return [(c, {"calibration": c}) for c in calibrations.split(",")]
+    if not variants:
+        return [("", {})]
+    out = []
+    for spec in variants.split(";"):
+        pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
+        out.append((spec.strip() or "defaults", {k.strip(): v.strip() for k, v in pairs}))
+    return out
+
+
 def format_rows(table: list[tuple[str, str, dict]]) -> str:
     head = "| set | mode | " + " | ".join(label for _, label in COLUMNS) + " |"
     lines = [head, "|---" * (len(COLUMNS) + 2) + "|"]
@@ -129,11 +145,15 @@ def main() -> int:
     parser.add_argument(
         "--calibrations", help="comma-separated answer-or-refuse decisions (default: the setting)"
     )
+    parser.add_argument(
+        "--variants", help="';'-separated settings to compare, each 'key=value,key=value'"
+    )
     args = parser.parse_args()
     names = args.sets.split(",") if args.sets else list(SETS)
     indexes = {NEWS: args.news_index, XQ / "corpus": args.xquad_index}
     engines: dict[Path, Engine] = {}
-    calibrations = args.calibrations.split(",") if args.calibrations else [None]
+    defaults: dict[Path, Settings] = {}
+    variants = _variants(args.calibrations, args.variants)
     table, dump = [], {}
     for name in names:
         corpus, path = SETS[name]
@@ -143,6 +163,7 @@ def main() -> int:
             engine = Engine(settings, llm=llm)
             engine.build_index()  # incremental: a no-op when up to date
             engines[corpus] = engine
+            defaults[corpus] = settings
         engine = engines[corpus]
         questions = load_questions(path)
         full = args.answer_sample is None or args.answer_sample >= len(questions)
@@ -157,12 +178,9 @@ def main() -> int:
                 sample = random.Random(args.seed).sample(questions, size)
                 runs.append((f"{label}, sample of {size}", sample, True, use_llm))
         for mode, items, answers, use_llm in runs:
-            for calibration in calibrations if answers else [None]:
-                if calibration:
-                    engine.settings = engine.settings.model_copy(
-                        update={"calibration": calibration}
-                    )
-                label = f"{mode}, {calibration}" if answers and len(calibrations) > 1 else mode
+            for variant, changes in variants if answers else [("", {})]:
+                engine.settings = defaults[corpus].replace(**changes)
+                label = f"{mode}, {variant}" if answers and len(variants) > 1 else mode
                 result = evaluate_engine(engine, items, None, answers=answers, use_llm=use_llm)
                 table.append((name, label, table_row(result["questions"])))
                 dump[f"{name} / {label}"] = result["questions"]

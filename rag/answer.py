@@ -194,6 +194,13 @@ class AnswerPipeline:
             # Grounding guard: an answer with no sentence supported by any passage comes
             # from the model, not the articles (or echoes the prompt's example): refuse.
             refused = not any(s.supported for s in sentences)
+            if refused and fallback is None and self._stand_in(weak, signals):
+                fallback = "unsupported"
+                final = extractive_answer(
+                    standalone, self._narrow(passages, standalone), found.similarity
+                )
+                answer_text, sentences, citations = check_answer(final, passages)
+                refused = not any(s.supported for s in sentences)
         if refused:
             answer_text, sentences, citations = prompts.REFUSAL[lang], [], []
         timings["total_s"] = time.perf_counter() - started
@@ -216,6 +223,11 @@ class AnswerPipeline:
                 filters=applied,
             )
         )
+
+    def _stand_in(self, weak: bool, signals: Signals) -> bool:
+        """Whether the extractive answer replaces an LLM answer that refuses or is
+        unsupported: the question passed the decision, and the signals are sure."""
+        return self.llm is not None and not weak and self.calibrator.extractive_stands_in(signals)
 
     def _narrow(self, passages: list[Passage], question: str) -> list[Passage]:
         """Each passage cut to its best ``passage_tokens`` window, for the extractive
@@ -279,6 +291,9 @@ class AnswerPipeline:
         way to the extractive one, or to the refusal when the calibrator reads it as "no
         answer here" (or would refuse the extractive answer)."""
         refused = weak or is_refusal(raw)
+        if refused and self._stand_in(weak, signals):  # the LLM found none; the signals did
+            final = extractive_answer(question, self._narrow(passages, question), similarity)
+            return False, "llm_refusal", final
         if self.llm is None or refused:
             return refused, None, raw
         fallback = unusable(raw, question, lang, passages)

@@ -42,6 +42,11 @@ class Calibrator(Protocol):
         rather than "a badly phrased answer" over passages this far from the question."""
         ...
 
+    def extractive_stands_in(self, signals: Signals) -> bool:
+        """The signals are sure enough that the articles answer for the extractive answer
+        to replace an LLM answer that refuses or that its passages do not support."""
+        ...
+
 
 class ThresholdCalibrator:
     """The hand-set rule (thresholds in the settings, set on ``tests/data/dev.jsonl``):
@@ -60,6 +65,9 @@ class ThresholdCalibrator:
     def refuse_unusable(self, top_dense: float) -> bool:
         return top_dense < self.echo_min_dense
 
+    def extractive_stands_in(self, signals: Signals) -> bool:
+        return False  # the rule has no confidence to go by
+
 
 @dataclass
 class FittedCalibrator:
@@ -71,6 +79,7 @@ class FittedCalibrator:
     intercept: float
     threshold: float
     echo_min_dense: float = 0.5
+    stand_in: float = 1.0  # from this probability the extractive answer replaces the LLM's
     meta: dict = field(default_factory=dict)
 
     def probability(self, signals: Signals) -> float:
@@ -85,6 +94,9 @@ class FittedCalibrator:
 
     def refuse_unusable(self, top_dense: float) -> bool:
         return top_dense < self.echo_min_dense
+
+    def extractive_stands_in(self, signals: Signals) -> bool:
+        return self.probability(signals) >= self.stand_in
 
     def save(self, path: Path) -> None:
         data = {
@@ -114,6 +126,7 @@ class FittedCalibrator:
                 intercept=float(data["intercept"]),
                 threshold=float(data["threshold"]),
                 echo_min_dense=settings.echo_refusal_min_dense,
+                stand_in=settings.extractive_stand_in,
                 meta=data.get("meta", {}),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:

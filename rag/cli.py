@@ -207,6 +207,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             "echo": "only repeated the question",
             "language": "answered in another language",
             "off_type": "did not give the kind of answer asked for",
+            "llm_refusal": "found no answer, though the passages match the question well",
+            "unsupported": "wrote an answer its passages do not support",
         }
         print(f"(the LLM {why[result['fallback']]}: best-matching sentences instead)")
     print(result["answer"])

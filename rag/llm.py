@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from .errors import RagError
 from .settings import Settings
@@ -141,7 +142,15 @@ class LlamaCppLLM:
             self._prefix = prefix
         return len(prefix)
 
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        logprobs: list[float] | None = None,
+    ) -> Iterator[str]:
+        """The answer's text pieces; ``logprobs``, if given, receives the model's
+        log-probability of each token it generates (the last, the stop token, excepted)."""
         tokens = self.render(messages)
         if len(tokens) + max_tokens > self.context_size:
             raise LLMError(
@@ -166,6 +175,7 @@ class LlamaCppLLM:
                 repeat_penalty=1.05,
                 stream=True,
                 stop=["<|im_end|>", "<|endoftext|>"],
+                logits_processor=None if logprobs is None else [TokenLogprobs(logprobs)],
             )
             # Tokens are generated only as they are asked for, so an abandoned answer
             # (Stop, a closed tab: the caller closes this generator) generates no more
@@ -175,6 +185,25 @@ class LlamaCppLLM:
                     text = piece["choices"][0]["text"]
                     if text:
                         yield text
+
+
+class TokenLogprobs:
+    """Appends the log-probability of each generated token to ``into``, from the logits
+    llama.cpp hands the sampler at each step (raw, before temperature and penalties).
+    llama.cpp's own ``logprobs`` needs ``logits_all``, which keeps the logits of every
+    prompt token (gigabytes at this vocabulary); this reads one row per token."""
+
+    def __init__(self, into: list[float]):
+        self.into = into
+        self.previous: np.ndarray | None = None  # log-softmax of the previous step
+
+    def __call__(self, input_ids, logits: np.ndarray) -> np.ndarray:
+        if self.previous is not None:  # the token sampled last step is now the last input
+            self.into.append(float(self.previous[int(input_ids[-1])]))
+        values = np.asarray(logits, dtype=np.float64)
+        top = values.max()
+        self.previous = values - (top + np.log(np.exp(values - top).sum()))
+        return logits
 
 
 class OpenAICompatibleLLM:

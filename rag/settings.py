@@ -172,6 +172,19 @@ class Settings(BaseSettings):
     calibration_file: Path | None = _f(
         None, "answers", "fitted answer-or-refuse model (from `rag calibrate`)"
     )
+    # When the LLM refuses, or writes an answer its passages do not support, after the
+    # fitted model let the question through: from this probability that the articles
+    # answer, the extractive answer is shown instead. Set on the calibration parts
+    # (bench/logprobs.py, docs/calibration.md): of 16 such LLM answers, the 8 at 0.627 and
+    # above were all answerable and the extractive answer was right on each; the 8 below
+    # 0.62, 6 unanswerable. 1 turns it off.
+    extractive_stand_in: float = _f(
+        0.62,
+        "answers",
+        "fitted probability from which article sentences replace an LLM refusal",
+        ge=0,
+        le=1,
+    )
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while

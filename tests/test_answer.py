@@ -261,6 +261,25 @@ def test_an_echoing_answer_over_loosely_related_passages_is_refused(built_engine
     assert result["answer"] == prompts.REFUSAL["ru"]
 
 
+def test_an_llm_refusal_or_unsupported_answer_gives_way_when_the_signals_are_sure(built_engine):
+    """Asked what the articles plainly answer, the LLM refuses or invents: the fitted
+    model's probability is above ``extractive_stand_in``, so the article sentences stand
+    in; with the hand-set rule, which has no probability, the refusal stays."""
+    question = "Сколько терактов предотвращено с 2014 года?"
+    refusing = _engine(built_engine, ScriptedLLM(prompts.REFUSAL["ru"]))
+    result = answer(refusing, question)
+    assert result["fallback"] == "llm_refusal" and not result["refused"]
+    assert "11" in result["answer"] and result["citations"]
+    inventing = _engine(built_engine, ScriptedLLM("Предотвращено 500 терактов в Париже [1]."))
+    result = answer(inventing, question)
+    assert result["fallback"] == "unsupported" and "11" in result["answer"]
+    assert not result["refused"] and result["unsupported"] == []
+    rule = _engine(built_engine, ScriptedLLM(prompts.REFUSAL["ru"]), calibration="threshold")
+    assert answer(rule, question)["refused"]
+    off = _engine(built_engine, ScriptedLLM(prompts.REFUSAL["ru"]), extractive_stand_in=1.0)
+    assert answer(off, question)["refused"]
+
+
 def test_english_questions_get_the_sentence_the_embedding_model_finds(built_engine):
     """No word of an English question is in the Russian articles: the extractive answer
     ranks sentences by the multilingual embedding instead of taking the first one."""
@@ -444,3 +463,15 @@ def test_prompt_injection_in_an_article_is_only_content(make_engine, tmp_path):
             assert (engine.settings.corpus_dir / c["file"]).read_text("utf-8")[
                 c["start"] : c["end"]
             ] == c["text"]
+
+
+def test_token_logprobs_are_read_without_changing_the_answer(tiny_llm):
+    """The log-probabilities come from the sampler's logits, one per generated token, and
+    recording them leaves the (greedy) answer as it was."""
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    plain = "".join(tiny_llm.stream(messages, 16, 0.0))
+    logprobs: list[float] = []
+    recorded = "".join(tiny_llm.stream(messages, 16, 0.0, logprobs=logprobs))
+    assert recorded == plain and plain
+    assert 1 <= len(logprobs) <= 16
+    assert all(v <= 0.0 for v in logprobs) and max(logprobs) > -1.0  # greedy: likely tokens
