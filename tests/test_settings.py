@@ -133,3 +133,12 @@ def test_rag_settings_shows_values_and_sources():
         "description": data["retrieval"]["top_k"]["description"],
     }
     assert data["llm"]["llm_model"]["source"] == "default"
+
+
+def test_every_setting_is_listed_in_the_settings_guide():
+    """docs/settings.md groups every setting; a new one must be added there."""
+    from rag.settings import PROJECT_ROOT, Settings
+
+    guide = (PROJECT_ROOT / "docs" / "settings.md").read_text("utf-8")
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in guide]
+    assert not missing, f"add to docs/settings.md: {missing}"
