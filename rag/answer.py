@@ -36,7 +36,7 @@ from .questions import QuestionError, clean_question, language
 from .retrieve import Hit
 from .settings import Settings
 from .signals import Signals, measure
-from .timefilter import Filters, filters_for
+from .timefilter import Filters, filters_for, from_question, newest_date
 
 __all__ = ["AnswerPipeline", "Found", "QuestionError", "answer", "ask", "clean_question"]
 
@@ -155,7 +155,8 @@ class AnswerPipeline:
         timings["answer_evidence_s"] = time.perf_counter() - started
         yield Evidence(passages, provisional=False)
 
-        signals, candidate = self.judge(standalone, found)
+        decided_on = standalone if question_filters else _without_time(standalone, documents)
+        signals, candidate = self.judge(decided_on, found)
         weak = not passages or self.calibrator.refuse(signals, extractive=llm is None)
         raw = ""
         if weak:
@@ -306,6 +307,16 @@ class AnswerPipeline:
             return True, None, raw
         final = extractive_answer(question, self._narrow(passages, question), similarity)
         return False, fallback, final
+
+
+def _without_time(question: str, documents: dict) -> str:
+    """``question`` without its time expression, for the answer-or-refuse decision when
+    the reader removed that expression: its year then asks nothing of the passages (kept,
+    the decision would take it for a detail the articles lack, as in a near miss)."""
+    found = from_question(question, newest_date(documents))
+    if found is None:
+        return question
+    return " ".join(question.replace(found.expression, " ", 1).split())
 
 
 def ask(
