@@ -69,6 +69,13 @@ class Recording:
         yield from self.backend.stream(messages, max_tokens, temperature, logprobs=self.logprobs)
 
 
+def final_result(pipeline, item: dict):
+    """The pipeline's final result (``AnswerResult``) for one question of a set."""
+    return next(
+        e.result for e in pipeline.run(item["q"], item.get("history")) if isinstance(e, Done)
+    )
+
+
 def summarise(logprobs: list[float]) -> dict:
     if not logprobs:
         return {name: None for name in SUMMARIES}
@@ -106,11 +113,7 @@ def collect(xquad_answerable: int, seed: int) -> list[dict]:
         for i, item in enumerate(questions, 1):
             recording.logprobs = []
             started = time.perf_counter()
-            result = next(
-                e.result
-                for e in pipeline.run(item["q"], item.get("history"))
-                if isinstance(e, Done)
-            )
+            result = final_result(pipeline, item)
             answerable = item["kind"] not in UNANSWERABLE
             row = {
                 "set": name,
@@ -153,9 +156,7 @@ def add_extractive(rows: list[dict]) -> None:
     for row in rows:
         item = items[(row["set"], row["id"])]
         pipeline = pipelines[by_set[row["set"]][0]]
-        result = next(
-            e.result for e in pipeline.run(item["q"], item.get("history")) if isinstance(e, Done)
-        )
+        result = final_result(pipeline, item)
         row["extractive_refused"] = result.refused
         row["extractive_correct"] = (
             row["answerable"] and not result.refused and answer_correct(result.answer, item["any"])

@@ -97,9 +97,7 @@ class AnswerPipeline:
     def judge(self, question: str, found: Found) -> tuple[Signals, str]:
         """The signals for answering ``question`` from ``found`` and the extractive
         answer they were measured on (the answer without an LLM)."""
-        candidate = extractive_answer(
-            question, self._narrow(found.passages, question), found.similarity
-        )
+        candidate = self._extractive(question, found.passages, found.similarity)
         coverage = self.retriever.index.lexical_coverage(question)
         signals = measure(question, found.passages, coverage, candidate, found.similarity)
         return signals, candidate
@@ -197,9 +195,7 @@ class AnswerPipeline:
             refused = not any(s.supported for s in sentences)
             if refused and fallback is None and self._stand_in(weak, signals):
                 fallback = "unsupported"
-                final = extractive_answer(
-                    standalone, self._narrow(passages, standalone), found.similarity
-                )
+                final = self._extractive(standalone, passages, found.similarity)
                 answer_text, sentences, citations = check_answer(final, passages)
                 refused = not any(s.supported for s in sentences)
         if refused:
@@ -229,6 +225,10 @@ class AnswerPipeline:
         """Whether the extractive answer replaces an LLM answer that refuses or is
         unsupported: the question passed the decision, and the signals are sure."""
         return self.llm is not None and not weak and self.calibrator.extractive_stands_in(signals)
+
+    def _extractive(self, question: str, passages: list[Passage], similarity: Similarity) -> str:
+        """The extractive answer from ``passages``, each narrowed to its best window."""
+        return extractive_answer(question, self._narrow(passages, question), similarity)
 
     def _narrow(self, passages: list[Passage], question: str) -> list[Passage]:
         """Each passage cut to its best ``passage_tokens`` window, for the extractive
@@ -293,8 +293,7 @@ class AnswerPipeline:
         answer here" (or would refuse the extractive answer)."""
         refused = weak or is_refusal(raw)
         if refused and self._stand_in(weak, signals):  # the LLM found none; the signals did
-            final = extractive_answer(question, self._narrow(passages, question), similarity)
-            return False, "llm_refusal", final
+            return False, "llm_refusal", self._extractive(question, passages, similarity)
         if self.llm is None or refused:
             return refused, None, raw
         fallback = unusable(raw, question, lang, passages)
@@ -305,8 +304,7 @@ class AnswerPipeline:
             return True, None, raw
         if self.calibrator.refuse(signals, extractive=True):
             return True, None, raw
-        final = extractive_answer(question, self._narrow(passages, question), similarity)
-        return False, fallback, final
+        return False, fallback, self._extractive(question, passages, similarity)
 
 
 def _without_time(question: str, documents: dict) -> str:
