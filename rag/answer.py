@@ -12,14 +12,14 @@ which the UI, the API, the CLI and the benchmarks consume.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 
 from . import prompts
 from .calibration import Calibrator, load_calibrator
 from .checks import is_refusal, unusable
-from .citations import Passage, check_answer, parse_markers
-from .events import AnswerResult, Done, Event, Evidence, Queued, Standalone, Token
+from .citations import Citation, Passage, Sentence, check_answer, parse_markers
+from .events import AnswerResult, Done, Draft, Event, Evidence, Queued, Standalone, Token
 from .evidence import (
     Similarity,
     approx_tokens,
@@ -156,6 +156,9 @@ class AnswerPipeline:
         decided_on = standalone if question_filters else _without_time(standalone, documents)
         signals, candidate = self.judge(decided_on, found)
         weak = not passages or self.calibrator.refuse(signals, extractive=llm is None)
+        # "quote": the LLM only decides unsure questions and adds a lead to the sentences
+        quote = llm is not None and settings.answer_mode == "quote" and not weak
+        drafted = False
         raw = ""
         if weak:
             raw = prompts.REFUSAL[lang]
@@ -164,24 +167,19 @@ class AnswerPipeline:
             raw = candidate
             yield Token(raw)
         else:
-            # With the conversation in the prompt the LLM reads the question as asked;
-            # without it, the rewritten question carries the context.
-            turns = settings.answer_history_turns
-            prompt_history = history[-turns:] if turns else []
-            asked = question if prompt_history else standalone
-            passages, kept_history = fit_budget(
-                llm, passages, asked, prompt_history, settings.llm_max_tokens
+            if quote and self._stand_in(weak, signals):
+                # sure the articles answer: show their sentences now, the LLM's lead later
+                draft = self._quoted(candidate, "", found.passages)
+                if draft is not None:
+                    drafted = True
+                    timings["shown_s"] = time.perf_counter() - started
+                    yield Token(draft[0])
+                    yield Draft(
+                        self._result(question, standalone, draft, found, signals, timings, applied)
+                    )
+            raw, passages = yield from self._ask_llm(
+                question, standalone, history, passages, temperature, started, timings, quote
             )
-            messages = prompts.answer_messages(
-                [(p.title, p.text) for p in passages], asked, kept_history
-            )
-            temp = settings.temperature if temperature is None else temperature
-            for piece in self._generate(messages, temp, started, timings):
-                if isinstance(piece, Waiting):  # others' answers hold the model
-                    yield Queued(piece.position)
-                    continue
-                raw += piece
-                yield Token(piece)
 
         refused, fallback, final = self._review(
             raw, weak, standalone, lang, passages, signals, found.similarity
@@ -198,27 +196,107 @@ class AnswerPipeline:
                 final = self._extractive(standalone, passages, found.similarity)
                 answer_text, sentences, citations = check_answer(final, passages)
                 refused = not any(s.supported for s in sentences)
+        if quote and not refused:
+            lead = "" if fallback else _lead(sentences, candidate)
+            quoted = self._quoted(candidate, lead, found.passages)
+            refused = quoted is None
+            if quoted is not None:
+                answer_text, sentences, citations = quoted
+                passages = found.passages
         if refused:
             answer_text, sentences, citations = prompts.REFUSAL[lang], [], []
+        if quote and not drafted:
+            yield Token(answer_text)
         timings["total_s"] = time.perf_counter() - started
+        timings.setdefault("shown_s", timings["total_s"])
+        checked = (answer_text, sentences, citations)
+        result = self._result(question, standalone, checked, found, signals, timings, applied)
         yield Done(
-            AnswerResult(
-                question=question,
-                standalone_question=standalone,
-                answer=answer_text,
+            replace(
+                result,
                 raw_answer=raw,
                 refused=refused,
                 weak_evidence=weak,
-                signals=signals,
                 fallback=fallback,
-                citations=citations,
-                unsupported=[s.text for s in sentences if not s.supported],
                 passages=passages,
                 cited_numbers_raw=parse_markers(raw),
-                timings=timings,
-                llm=getattr(llm, "name", None),
-                filters=applied,
             )
+        )
+
+    def _ask_llm(
+        self,
+        question: str,
+        standalone: str,
+        history: list[tuple[str, str]],
+        passages: list[Passage],
+        temperature: float | None,
+        started: float,
+        timings: dict,
+        quiet: bool,
+    ) -> Generator[Event, None, tuple[str, list[Passage]]]:
+        """Run the LLM on the passages that fit its context, yielding its tokens (unless
+        ``quiet``: a quote-mode answer shows its own text) and its place in line; returns
+        its answer and the passages it read."""
+        settings = self.settings
+        # With the conversation in the prompt the LLM reads the question as asked;
+        # without it, the rewritten question carries the context.
+        turns = settings.answer_history_turns
+        prompt_history = history[-turns:] if turns else []
+        asked = question if prompt_history else standalone
+        passages, kept_history = fit_budget(
+            self.llm, passages, asked, prompt_history, settings.llm_max_tokens
+        )
+        messages = prompts.answer_messages(
+            [(p.title, p.text) for p in passages], asked, kept_history
+        )
+        temp = settings.temperature if temperature is None else temperature
+        raw = ""
+        for piece in self._generate(messages, temp, started, timings):
+            if isinstance(piece, Waiting):  # others' answers hold the model
+                if not quiet or "shown_s" not in timings:  # a shown draft stays in view
+                    yield Queued(piece.position)
+                continue
+            raw += piece
+            if not quiet:
+                yield Token(piece)
+        return raw, passages
+
+    def _quoted(
+        self, candidate: str, lead: str, passages: list[Passage]
+    ) -> tuple[str, list[Sentence], list[Citation]] | None:
+        """The quote-mode answer: ``lead`` (may be empty) above the article sentences of
+        ``candidate``, checked against ``passages``; None when no sentence is supported."""
+        checked = check_answer(f"{lead} {candidate}".strip(), passages)
+        return checked if any(s.supported for s in checked[1]) else None
+
+    def _result(
+        self,
+        question: str,
+        standalone: str,
+        checked: tuple[str, list[Sentence], list[Citation]],
+        found: Found,
+        signals: Signals,
+        timings: dict[str, float],
+        filters: Filters | None,
+    ) -> AnswerResult:
+        """An answered result from a checked answer; ``Done`` replaces what differs."""
+        answer_text, sentences, citations = checked
+        return AnswerResult(
+            question=question,
+            standalone_question=standalone,
+            answer=answer_text,
+            raw_answer="",
+            refused=False,
+            weak_evidence=False,
+            signals=signals,
+            fallback=None,
+            citations=citations,
+            unsupported=[s.text for s in sentences if not s.supported],
+            passages=found.passages,
+            cited_numbers_raw=[],
+            timings=dict(timings),
+            llm=getattr(self.llm, "name", None),
+            filters=filters,
         )
 
     def _stand_in(self, weak: bool, signals: Signals) -> bool:
@@ -305,6 +383,20 @@ class AnswerPipeline:
         if self.calibrator.refuse(signals, extractive=True):
             return True, None, raw
         return False, fallback, self._extractive(question, passages, similarity)
+
+
+def _lead(sentences: list[Sentence], quoted: str) -> str:
+    """The LLM answer's first sentence, with its markers, as a lead above the quoted
+    article sentences: only when the support check passed it and it says something the
+    quoted sentences do not (a word they lack)."""
+    if not sentences or not sentences[0].supported:
+        return ""
+    first = sentences[0]
+    if set(tokenize(first.text)) <= set(tokenize(quoted)):
+        return ""
+    end = len(first.text.rstrip(".!?…"))
+    markers = "".join(f"[{n}]" for n in first.cited)
+    return f"{first.text[:end]} {markers}{first.text[end:]}"
 
 
 def _without_time(question: str, documents: dict) -> str:

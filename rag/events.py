@@ -103,6 +103,17 @@ class AnswerResult:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """A verified answer shown while the LLM still works (``answer_mode="quote"``: the
+    article sentences, before the LLM's lead); the ``Done`` result replaces it."""
+
+    result: AnswerResult
+
+    def to_dict(self) -> dict:
+        return {"type": "draft", "result": self.result.to_dict()}
+
+
+@dataclass(frozen=True)
 class Done:
     """The last event: the final result."""
 
@@ -112,4 +123,4 @@ class Done:
         return {"type": "done", "result": self.result.to_dict()}
 
 
-Event = Standalone | Evidence | Queued | Token | Done
+Event = Standalone | Evidence | Queued | Token | Draft | Done

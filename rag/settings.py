@@ -185,6 +185,15 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
     )
+    # What the LLM's answer is. "llm": the LLM writes it from the passages. "quote": the
+    # article sentences that best match the question (the extractive answer) are the
+    # answer; the LLM decides only whether to refuse when the signals are unsure, and its
+    # first supported sentence goes above them as a lead. When the signals are sure (at
+    # extractive_stand_in) the sentences are shown, verified, before the LLM has read the
+    # passages (docs/calibration.md).
+    answer_mode: Literal["llm", "quote"] = _f(
+        "llm", "answers", "LLM answers: written by the LLM, or article sentences with its lead"
+    )
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while

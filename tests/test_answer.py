@@ -475,3 +475,41 @@ def test_token_logprobs_are_read_without_changing_the_answer(tiny_llm):
     assert recorded == plain and plain
     assert 1 <= len(logprobs) <= 16
     assert all(v <= 0.0 for v in logprobs) and max(logprobs) > -1.0  # greedy: likely tokens
+
+
+def test_quote_mode_shows_the_sentences_first_and_the_llm_lead_above_them(built_engine):
+    """``answer_mode="quote"``: when the signals are sure, the verified article sentences
+    come as a draft before the LLM reads the passages; the LLM's supported first sentence
+    then goes above them; an unsupported one, or a refusal, adds nothing."""
+    question = "Сколько терактов предотвращено с 2014 года?"
+    llm = ScriptedLLM("Спецслужбы предотвратили 11 терактов [1].")
+    engine = _engine(built_engine, llm, answer_mode="quote")
+    events = list(engine.ask(question))
+    kinds = [e["type"] for e in events]
+    draft = next(e["result"] for e in events if e["type"] == "draft")
+    done = events[-1]["result"]
+    assert kinds.index("draft") < kinds.index("done") and len(llm.prompts) == 1
+    assert "11" in draft["answer"] and draft["citations"] and not draft["refused"]
+    assert done["answer"].startswith("Спецслужбы предотвратили 11 терактов [1].")
+    assert done["answer"].endswith(draft["answer"]) and done["citations"]
+    assert done["timings"]["shown_s"] < done["timings"]["total_s"]
+    for reply in (prompts.REFUSAL["ru"], "Предотвращено 500 терактов в Париже [1]."):
+        quiet = answer(_engine(built_engine, ScriptedLLM(reply), answer_mode="quote"), question)
+        assert quiet["answer"] == draft["answer"] and not quiet["refused"]
+
+
+def test_quote_mode_lets_the_llm_refuse_what_the_signals_are_unsure_of(built_engine):
+    """Below ``extractive_stand_in`` nothing is drafted: the LLM's refusal refuses, its
+    supported answer brings the sentences with its lead."""
+    question = "Сколько терактов предотвращено с 2014 года?"
+    unsure = {"answer_mode": "quote", "extractive_stand_in": 1.0}
+    refusing = _engine(built_engine, ScriptedLLM(prompts.REFUSAL["ru"]), **unsure)
+    events = list(refusing.ask(question))
+    assert "draft" not in [e["type"] for e in events]
+    assert events[-1]["result"]["refused"]
+    answering = _engine(
+        built_engine, ScriptedLLM("Спецслужбы предотвратили 11 терактов [1]."), **unsure
+    )
+    result = answer(answering, question)
+    assert not result["refused"] and result["answer"].startswith("Спецслужбы предотвратили")
+    assert result["timings"]["shown_s"] == result["timings"]["total_s"]

@@ -307,6 +307,28 @@ def test_two_sessions_do_not_share_history(server):
     assert first[1] in str(follow_a[2]) and second[1] in str(follow_b[2])  # citation list
 
 
+@pytest.mark.parametrize("mode", ["quote", "llm"])
+def test_quote_mode_shows_linked_sentences_before_the_llm_is_done(server, mode):
+    """``RAG_ANSWER_MODE=quote`` with a real (tiny) llama.cpp model: the chat shows the
+    verified article sentences with working citation links (the draft) before the LLM's
+    lead is in, and again in the final answer; the LLM mode links only the final one."""
+    from gradio_client import Client
+
+    url, _ = server(
+        RAG_ANSWER_MODE=mode, RAG_LLM_MODEL="smollm2-135m-instruct", RAG_LLM_CONTEXT="2048"
+    )
+    job = Client(url, verbose=False).submit(
+        "Сколько терактов предотвращено с 2014 года?", [], api_name="/ask"
+    )
+    job.result(timeout=300)
+    answers = [str(out[0][-1]) for out in job.outputs()]
+    linked = [a for a in answers if "#cite-" in a]
+    if mode == "quote":  # the draft, then the final answer
+        assert len(linked) >= 2 and "11" in linked[0]
+    else:
+        assert len(linked) == 1
+
+
 def run_load(url: str, figures: Path, users: int, seconds: int) -> dict:
     """bench/load.py against ``url``: its exit code must be 0; returns its JSON report."""
     run = subprocess.run(

@@ -110,6 +110,17 @@ def answer_steps(
                 streamed += event["text"]
                 chat[-1]["content"] = streamed
                 yield ChatView(chat, history)
+            elif event["type"] == "draft":  # verified sentences while the LLM writes a lead
+                draft = event["result"]
+                text, targets = answer_view(draft, labels, len(cited or []))
+                chat[-1]["content"] = text
+                yield ChatView(
+                    chat,
+                    history,
+                    citations=draft["citations"],
+                    choices=citation_choices(draft["citations"]),
+                    cited=[*(cited or []), targets],
+                )
             elif event["type"] == "done":
                 result = event["result"]
                 cites = result["citations"]
