@@ -15,8 +15,9 @@ def extractive_answer(
     passages: list[Passage],
     similarity: Similarity | None = None,
 ) -> str:
-    """The best-matching sentences of the evidence, each with its citation (no LLM), and
-    the sentence after one of them when it names its source ("Об этом сообщил …").
+    """The best-matching sentences of the evidence, each with its citation (no LLM): the
+    best and the next best of the same article, and the sentence after one of them when
+    it names its source ("Об этом сообщил …").
 
     Sentences are ranked by the question's words they share. When none shares a word
     (an English question over Russian articles), ``similarity`` to the question ranks
@@ -24,7 +25,15 @@ def extractive_answer(
     words = set(tokenize(question))
     items = [(p, p.text[a:b].strip()) for p in passages for a, b in sentence_spans(p.text)]
     scored = [(len(words & set(tokenize(t))), -p.n, t, p.n, i) for i, (p, t) in enumerate(items)]
-    chosen = sorted((item for item in scored if item[0] > 0), reverse=True)[:2]
+    ranked = sorted((item for item in scored if item[0] > 0), reverse=True)
+    if ranked:
+        # the second sentence only from the best one's article: another article's sentence
+        # that shares the question's words is most often about something else (calibration
+        # parts: citation precision 0.83 -> 0.99 on news dev, 0.94 -> 1.00 on XQuAD-ru,
+        # accuracy unchanged; docs/calibration.md)
+        article = items[ranked[0][-1]][0].file
+        ranked = [item for item in ranked if items[item[-1]][0].file == article]
+    chosen = ranked[:2]
     if not chosen and items and similarity is not None:
         sims = similarity([text for _, text in items])
         chosen = [scored[i] for i in sorted(range(len(items)), key=lambda i: -sims[i])[:2]]

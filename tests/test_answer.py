@@ -177,13 +177,25 @@ def test_an_extractive_answer_from_a_headline_and_a_sentence_stays_supported():
     passages = [
         Passage(1, "a.txt", "t", 0, 60, "11 терактов предотвращено казахстанскими спецслужбами"),
         Passage(
-            2, "b.txt", "t", 0, 60, "Спецслужбы обменивались опытом с иностранными партнёрами."
+            2, "a.txt", "t", 60, 120, "Спецслужбы обменивались опытом с иностранными партнёрами."
         ),
     ]
     text = extractive_answer("Чему обязаны спецслужбы предотвращением терактов?", passages)
     _, sentences, citations = check_answer(text, passages)
     assert len(sentences) == 2 and all(s.supported for s in sentences)
     assert [c.n for c in citations] == [1, 2]
+
+
+def test_an_extractive_answer_quotes_one_article():
+    """The second sentence comes from the best sentence's article: another article's
+    sentence that shares the question's words is most often about something else."""
+    passages = [
+        Passage(1, "a.txt", "t", 0, 80, "С 2014 года спецслужбы предотвратили 11 терактов."),
+        Passage(2, "b.txt", "t", 0, 80, "Спецслужбы Франции предотвратили теракт в 2015 году."),
+        Passage(3, "a.txt", "t", 80, 160, "Теракты готовили сторонники запрещённых групп."),
+    ]
+    text = extractive_answer("Сколько терактов предотвратили спецслужбы с 2014 года?", passages)
+    assert "11 терактов [1]" in text and "[3]" in text and "Франции" not in text
 
 
 def test_an_extractive_answer_keeps_the_sentence_that_names_the_source():
