@@ -253,8 +253,7 @@ class AnswerPipeline:
         raw = ""
         for piece in self._generate(messages, temp, started, timings):
             if isinstance(piece, Waiting):  # others' answers hold the model
-                if not quiet or "shown_s" not in timings:  # a shown draft stays in view
-                    yield Queued(piece.position)
+                yield Queued(piece.position)
                 continue
             raw += piece
             if not quiet:
@@ -419,12 +418,13 @@ def ask(
     temperature: float | None = None,
     filters: Filters | None = None,
     question_filters: bool = True,
+    answer_mode: str | None = None,
 ) -> Iterator[dict]:
     """The events of ``engine``'s pipeline for ``question``, as dicts (see ``rag.events``).
     A question that cannot be asked fails before any model loads; ``question_filters=False``
-    ignores a time expression in the question."""
+    ignores a time expression in the question; ``answer_mode`` overrides the setting."""
     clean_question(question, engine.settings.max_question_chars)
-    pipeline = engine.pipeline(use_llm)
+    pipeline = engine.pipeline(use_llm, answer_mode)
     for event in pipeline.run(question, history, k, mode, temperature, filters, question_filters):
         yield event.to_dict()
 

@@ -112,12 +112,16 @@ class Engine:
         """The question as a self-contained search query (see ``rag.followup``)."""
         return followup.standalone_question(question, history, self.settings.history_turns, llm)
 
-    def pipeline(self, use_llm: bool = True):
-        """The answer pipeline made of this engine's parts (models load here, once)."""
+    def pipeline(self, use_llm: bool = True, answer_mode: str | None = None):
+        """The answer pipeline made of this engine's parts (models load here, once);
+        ``answer_mode`` overrides the setting for this pipeline ("llm" or "quote")."""
         from .answer import AnswerPipeline
 
         llm = self.llm if use_llm else None
-        return AnswerPipeline(self.settings, self.retriever, self.embedder, llm)
+        settings = self.settings
+        if answer_mode is not None and answer_mode != settings.answer_mode:
+            settings = settings.replace(answer_mode=answer_mode)
+        return AnswerPipeline(settings, self.retriever, self.embedder, llm)
 
     def ask(self, question: str, history=None, use_llm: bool = True, **overrides):
         """Stream events for one question (see ``rag.answer.ask``)."""

@@ -77,10 +77,12 @@ def test_answers_of_the_wrong_kind(question, reply, wrong):
 
 @pytest.fixture
 def scripted(built_engine):
-    """An engine whose LLM (a scripted stand-in) replies with a fixed text."""
+    """An engine whose LLM (a scripted stand-in) replies with a fixed text, shown as the
+    answer when it passes the checks (``answer_mode="llm"``: these tests are of them)."""
 
     def make(reply: str) -> Engine:
-        engine = Engine(built_engine.settings, llm=ScriptedLLM(reply))
+        settings = built_engine.settings.replace(answer_mode="llm")
+        engine = Engine(settings, llm=ScriptedLLM(reply))
         engine.__dict__["embedder"] = built_engine.embedder
         return engine
 

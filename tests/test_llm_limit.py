@@ -151,7 +151,9 @@ def test_a_waiting_answer_shows_its_place_then_answers(built_engine):
     from rag.ui.state import Prefs
 
     llm = CountingLLM(seconds=2.0)
-    engine = Engine(built_engine.settings, llm=llm)
+    # the LLM's own wording: its first token means it holds the slot (a quoted answer
+    # shows its sentences before the LLM starts)
+    engine = Engine(built_engine.settings.replace(answer_mode="llm"), llm=llm)
     engine.__dict__["embedder"] = built_engine.embedder
     engine.llm.every = 0.2
     first = engine.ask(QUESTION)

@@ -78,7 +78,14 @@ def _ask(page, question: str) -> None:
 def test_stop_and_a_closed_tab_free_the_llm_for_the_next_user(tmp_path, built_engine, dripping):
     from playwright.sync_api import expect, sync_playwright
 
-    proc, url = _start(tmp_path, built_engine, RAG_LLM_URL=dripping.url, RAG_LLM_CONCURRENCY="1")
+    # the LLM's own wording streams its words, which is how the test sees them arrive
+    proc, url = _start(
+        tmp_path,
+        built_engine,
+        RAG_LLM_URL=dripping.url,
+        RAG_LLM_CONCURRENCY="1",
+        RAG_ANSWER_MODE="llm",
+    )
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

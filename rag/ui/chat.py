@@ -85,11 +85,12 @@ def answer_steps(
         yield ChatView(chat, history)
         return
     try:
-        streamed = ""
+        streamed = drafted = ""
         events = ctx.engine.ask(
             message,
             history,
             use_llm=prefs["use_llm"],
+            answer_mode=prefs.get("answer_mode"),
             k=prefs["k"],
             mode=prefs["mode"],
             temperature=prefs["temperature"],
@@ -104,23 +105,18 @@ def answer_steps(
                 passages = render_passages(event["passages"], labels["none"])
                 yield ChatView(chat, history, evidence=passages)
             elif event["type"] == "queued":
-                chat[-1]["content"] = labels["queued"].format(n=event["position"])
+                status = labels["queued"].format(n=event["position"])
+                chat[-1]["content"] = f"{drafted}\n\n_{status}_" if drafted else status
                 yield ChatView(chat, history)
             elif event["type"] == "token":
                 streamed += event["text"]
                 chat[-1]["content"] = streamed
                 yield ChatView(chat, history)
-            elif event["type"] == "draft":  # verified sentences while the LLM writes a lead
-                draft = event["result"]
-                text, targets = answer_view(draft, labels, len(cited or []))
-                chat[-1]["content"] = text
-                yield ChatView(
-                    chat,
-                    history,
-                    citations=draft["citations"],
-                    choices=citation_choices(draft["citations"]),
-                    cited=[*(cited or []), targets],
-                )
+            elif event["type"] == "draft":  # verified sentences while the LLM checks them
+                drafted, targets = answer_view(event["result"], labels, len(cited or []))
+                chat[-1]["content"] = f"{drafted}\n\n_{labels['checking']}_"
+                # its links work at once; the citation list waits for the final answer
+                yield ChatView(chat, history, cited=[*(cited or []), targets])
             elif event["type"] == "done":
                 result = event["result"]
                 cites = result["citations"]

@@ -32,18 +32,25 @@ def build_settings_tab(ctx: UIContext) -> None:
         temp_slider = gr.Slider(
             0.0, 1.0, value=settings.temperature, step=0.05, label=labels["temperature"]
         )
-        # The extractive answers are right more often on the development set (README,
-        # *Answer quality*) but refuse less: let each user choose.
+        # Article sentences with the LLM's check and lead are right most often on the test
+        # parts; the LLM's own wording cites more precisely; without the LLM, fastest
+        # (README, *Answer quality*): let each user choose.
         answers_pref = gr.Radio(
-            [(labels["answers_llm"], "llm"), (labels["answers_extractive"], "extractive")],
-            value="llm",
+            [
+                (labels["answers_quote"], "quote"),
+                (labels["answers_llm"], "llm"),
+                (labels["answers_extractive"], "extractive"),
+            ],
+            value=settings.answer_mode,
             label=labels["answers"],
             elem_id="answers-pref",
         )
         gr.Markdown(model_names(ctx), elem_id="models")
 
     def set_prefs(k, m, t, answers):
-        return Prefs(int(k), m, float(t), use_llm=answers == "llm").to_state()
+        llm = answers != "extractive"
+        mode = answers if llm else None
+        return Prefs(int(k), m, float(t), use_llm=llm, answer_mode=mode).to_state()
 
     controls = [k_slider, mode_pref, temp_slider, answers_pref]
     for control in controls:

@@ -20,6 +20,7 @@ class Prefs:
     mode: str
     temperature: float
     use_llm: bool = True
+    answer_mode: str | None = None  # with the LLM: "llm" or "quote"; None: the setting
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Prefs:
