@@ -10,8 +10,8 @@ LLM (model loading excluded) and reports time to evidence, time to first token, 
 time, time until a verified answer is shown (the draft of ``answer_mode=quote``, else
 the final answer), tokens/s and peak memory. The baseline is dense-only retrieval
 without reuse of the prompt prefix's KV state, with the conversation in the answer
-prompt; "quote" is the shipped one with ``answer_mode=quote``. Prints a Markdown table
-(the README's).
+prompt, the LLM's own wording; "llm wording" is the shipped one with ``answer_mode=llm``.
+Prints a Markdown table (the README's).
 """
 
 from __future__ import annotations
@@ -38,11 +38,16 @@ from rag.settings import PROJECT_ROOT, Settings
 
 CONFIGS = {
     "shipped": {},
-    # the article sentences as the answer, the LLM deciding unsure questions and adding a
-    # lead (rag.settings.answer_mode)
-    "quote": {"answer_mode": "quote"},
-    # the first version's answer path: dense only, no KV reuse, conversation in the prompt
-    "baseline": {"search_mode": "dense", "llm_reuse_prefix": False, "answer_history_turns": 2},
+    # the LLM's own wording instead of the article sentences (rag.settings.answer_mode)
+    "llm wording": {"answer_mode": "llm"},
+    # the first version's answer path: dense only, no KV reuse, conversation in the prompt,
+    # the LLM's own wording
+    "baseline": {
+        "search_mode": "dense",
+        "llm_reuse_prefix": False,
+        "answer_history_turns": 2,
+        "answer_mode": "llm",
+    },
 }
 QUESTIONS = PROJECT_ROOT / "tests/data/dev.jsonl"
 
