@@ -393,9 +393,7 @@ def _lead(sentences: list[Sentence], quoted: str) -> str:
     first = sentences[0]
     if set(tokenize(first.text)) <= set(tokenize(quoted)):
         return ""
-    end = len(first.text.rstrip(".!?…"))
-    markers = "".join(f"[{n}]" for n in first.cited)
-    return f"{first.text[:end]} {markers}{first.text[end:]}"
+    return first.marked()
 
 
 def _without_time(question: str, documents: dict) -> str:

@@ -69,6 +69,14 @@ class Sentence:
     cited: list[int] = field(default_factory=list)
     supported: bool = True
 
+    def marked(self) -> str:
+        """The sentence with its ``[n]`` markers before its closing punctuation."""
+        if not self.cited:
+            return self.text
+        end = len(self.text.rstrip(".!?…"))
+        markers = "".join(f"[{n}]" for n in self.cited)
+        return f"{self.text[:end]} {markers}{self.text[end:]}"
+
 
 def parse_markers(text: str) -> list[int]:
     """All cited numbers in order of appearance: [1], [1, 2], [1][2]."""
@@ -152,12 +160,7 @@ def check_answer(
     text_parts = []
     citations: dict[int, Citation] = {}
     for sentence in sentences:
-        markers = "".join(f"[{n}]" for n in sentence.cited)
-        body = sentence.text
-        if markers:
-            end = len(body.rstrip(".!?…"))
-            body = f"{body[:end]} {markers}{body[end:]}"
-        text_parts.append(body)
+        text_parts.append(sentence.marked())
         for n in sentence.cited:
             if n not in citations:
                 p = by_n[n]
