@@ -308,7 +308,7 @@ class AnswerPipeline:
         return extractive_answer(question, self._narrow(passages, question), similarity)
 
     def _narrow(self, passages: list[Passage], question: str) -> list[Passage]:
-        """Each passage cut to its best ``passage_tokens`` window, for the extractive
+        """Each passage cut to its best ``extractive_tokens`` window, for the extractive
         answer: its two best sentences come from near the best match, as before the
         best passage was given whole (on a whole article part a sentence on the topic
         but not the asked detail, with a number, outranked the answer or the refusal)."""
@@ -319,7 +319,7 @@ class AnswerPipeline:
                 narrowed.append(p)
                 continue
             window = evidence_window(
-                p, question, self.settings.passage_tokens, approx_tokens, grow=True
+                p, question, self.settings.extractive_tokens, approx_tokens, grow=True
             )
             if window is not None:
                 start, end, text = window

@@ -24,8 +24,9 @@ def extractive_answer(
     them instead: the embedding model is multilingual."""
     words = set(tokenize(question))
     items = [(p, p.text[a:b].strip()) for p in passages for a, b in sentence_spans(p.text)]
-    scored = [(len(words & set(tokenize(t))), -p.n, t, p.n, i) for i, (p, t) in enumerate(items)]
-    ranked = sorted((item for item in scored if item[0] > 0), reverse=True)
+    scored = [(len(words & set(tokenize(t))), p.n, i) for i, (p, t) in enumerate(items)]
+    # more shared words first; on a tie the better passage, then the earlier sentence
+    ranked = sorted((item for item in scored if item[0] > 0), key=lambda s: (-s[0], s[1], s[2]))
     if ranked:
         # the second sentence only from the best one's article: another article's sentence
         # that shares the question's words is most often about something else (calibration

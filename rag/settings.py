@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     passage_tokens: int = _f(
         150, "answers", "LLM tokens for each other passage (its best sentences)", ge=1
     )
+    # The extractive answer's sentences come from each passage's best window of this many
+    # tokens, so a sentence on the topic far from the question's words does not outrank the
+    # answer (docs/calibration.md).
+    extractive_tokens: int = _f(
+        200, "answers", "tokens around the best match the article sentences come from", ge=1
+    )
     history_turns: int = _f(2, "answers", "conversation turns the follow-up rewrite sees", ge=0)
     # 0: the LLM answers the rewritten, self-contained question alone; history would cost
     # ~5 s of prefill per turn on 2 cores (bench/report.py).

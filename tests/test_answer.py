@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from rag import prompts
-from rag.answer import QuestionError, answer, clean_question
+from rag.answer import AnswerPipeline, QuestionError, answer, clean_question
 from rag.checks import echoes, is_refusal
 from rag.citations import Passage, check_answer, parse_markers, strip_markers
 from rag.engine import Engine
@@ -196,6 +196,31 @@ def test_an_extractive_answer_quotes_one_article():
     ]
     text = extractive_answer("Сколько терактов предотвратили спецслужбы с 2014 года?", passages)
     assert "11 терактов [1]" in text and "[3]" in text and "Франции" not in text
+
+
+def test_an_extractive_answer_breaks_ties_by_passage_then_position():
+    """Sentences sharing as many of the question's words are taken in reading order of
+    the better passage, not by their text."""
+    text = "Яблоки выросли в Алма-Ате. Апельсины выросли в Алма-Ате. Бананы выросли в Алма-Ате."
+    passages = [
+        Passage(1, "a.txt", "t", 0, len(text), text),
+        Passage(2, "a.txt", "t", 100, 130, "Груши выросли в Алма-Ате."),
+    ]
+    answer_text = extractive_answer("Что выросло в Алма-Ате?", passages)
+    assert answer_text == "Яблоки выросли в Алма-Ате [1]. Апельсины выросли в Алма-Ате [1]."
+
+
+@pytest.mark.parametrize(("tokens", "whole"), [(20, False), (400, True)])
+def test_the_extractive_answer_reads_a_window_of_extractive_tokens(tokens, whole):
+    """Its sentences come from the best window of ``extractive_tokens`` around the
+    question's words, or the whole passage when it fits."""
+    text = "Спецслужбы предотвратили 11 терактов. " + "Погода была тёплой и солнечной. " * 12
+    passage = Passage(1, "a.txt", "t", 0, len(text), text)
+    pipeline = AnswerPipeline(Settings.from_env(extractive_tokens=tokens), None, None)
+    (narrowed,) = pipeline._narrow([passage], "Сколько терактов предотвратили спецслужбы?")
+    assert narrowed.text.startswith("Спецслужбы предотвратили 11 терактов.")
+    assert (narrowed.text == text) is whole
+    assert text[narrowed.start : narrowed.end] == narrowed.text
 
 
 def test_an_extractive_answer_keeps_the_sentence_that_names_the_source():
