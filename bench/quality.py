@@ -44,6 +44,7 @@ SETS = {
     "news heldout": (NEWS, ROOT / "tests/data/heldout.jsonl"),
     "news test": (NEWS, ROOT / "tests/data/test.jsonl"),
     "news near-miss cal": (NEWS, ROOT / "tests/data/nearmiss-calibration.jsonl"),
+    "news off-topic cal": (NEWS, ROOT / "tests/data/offtopic-calibration.jsonl"),
     "news near-miss test": (NEWS, ROOT / "tests/data/nearmiss-test.jsonl"),
     "xquad-ru cal": (XQ / "corpus", XQ / "calibration.jsonl"),
     "xquad-ru test": (XQ / "corpus", XQ / "test.jsonl"),
