@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 
 from . import prompts
 from .calibration import Calibrator, load_calibrator
@@ -197,7 +198,7 @@ class AnswerPipeline:
                 answer_text, sentences, citations = check_answer(final, passages)
                 refused = not any(s.supported for s in sentences)
         if quote and not refused:
-            lead = "" if fallback else _lead(sentences, candidate)
+            lead = "" if fallback else _lead(sentences, candidate, passages, settings.quote_lead)
             quoted = self._quoted(candidate, lead, found.passages)
             refused = quoted is None
             if quoted is not None:
@@ -384,16 +385,34 @@ class AnswerPipeline:
         return False, fallback, self._extractive(question, passages, similarity)
 
 
-def _lead(sentences: list[Sentence], quoted: str) -> str:
+def _lead(sentences: list[Sentence], quoted: str, passages: list[Passage], rule: str) -> str:
     """The LLM answer's first sentence, with its markers, as a lead above the quoted
     article sentences: only when the support check passed it and it says something the
-    quoted sentences do not (a word they lack)."""
-    if not sentences or not sentences[0].supported:
+    quoted sentences do not (a word they lack). ``rule`` "written" also drops a lead
+    that copies another article sentence: the ranking chose the quoted ones for the
+    question, a copied one is most often beside it; "off": no lead."""
+    if rule == "off" or not sentences or not sentences[0].supported:
         return ""
     first = sentences[0]
-    if set(tokenize(first.text)) <= set(tokenize(quoted)):
+    words = tokenize(first.text)
+    if set(words) <= set(tokenize(quoted)):
+        return ""
+    if rule == "written" and _copies_a_sentence(words, passages):
         return ""
     return first.marked()
+
+
+def _copies_a_sentence(words: list[str], passages: list[Passage]) -> bool:
+    """Whether ``words`` (a sentence's, in order) are mostly one run of a passage's
+    words: 80 % of them, at least five, in a row. A short written answer ("Около 40
+    боевиков") is not a copy."""
+    if len(words) < 5:
+        return False
+    for passage in passages:
+        match = SequenceMatcher(None, words, tokenize(passage.text), autojunk=False)
+        if match.find_longest_match().size >= 0.8 * len(words):
+            return True
+    return False
 
 
 def _without_time(question: str, documents: dict) -> str:

@@ -201,6 +201,13 @@ class Settings(BaseSettings):
     answer_mode: Literal["llm", "quote"] = _f(
         "quote", "answers", "LLM answers: article sentences with its lead, or written by it"
     )
+    # The LLM's lead above the quoted sentences: "any" supported sentence that adds a
+    # word; "written": not when it copies another article sentence (on the calibration
+    # parts 7 of 8 such copies were beside the question; docs/calibration.md); "off":
+    # the sentences alone.
+    quote_lead: Literal["any", "written", "off"] = _f(
+        "written", "answers", "which LLM sentence goes above the quoted ones"
+    )
     # Refuse without the LLM when the best passage is both semantically far (cosine below
     # refusal_min_dense) and shares few words with the question (coverage below
     # refusal_min_coverage); calibrated on tests/data/dev.jsonl: set as high as possible while

@@ -535,6 +535,27 @@ def test_quote_mode_shows_the_sentences_first_and_the_llm_lead_above_them(built_
         assert quiet["answer"] == draft["answer"] and not quiet["refused"]
 
 
+@pytest.mark.parametrize("rule", ["any", "written", "off"])
+def test_quote_lead_rules(built_engine, rule):
+    """``quote_lead``: "written" keeps the LLM's own sentence but not one it copied from
+    the article beside the quoted ones; "off" keeps neither."""
+    question = "Сколько терактов предотвращено с 2014 года?"
+    copied = (
+        "Сложившаяся ситуация определила поручения Главы государства Нурсултана Абишевича "
+        "Назарбаева разработать в 2013 году Национальную программу по борьбе с религиозным "
+        "экстремизмом и терроризмом [1]."
+    )
+    written = "Спецслужбы предотвратили 11 терактов [1]."
+    leads = {}
+    for name, reply in (("copied", copied), ("written", written)):
+        engine = _engine(built_engine, ScriptedLLM(reply), answer_mode="quote", quote_lead=rule)
+        result = answer(engine, question)
+        assert not result["refused"]
+        leads[name] = result["answer"].startswith(reply[:30])  # markers may be re-attributed
+    expected = {"any": (True, True), "written": (False, True), "off": (False, False)}[rule]
+    assert (leads["copied"], leads["written"]) == expected
+
+
 def test_quote_mode_lets_the_llm_refuse_what_the_signals_are_unsure_of(built_engine):
     """Below ``extractive_stand_in`` nothing is drafted: the LLM's refusal refuses, its
     supported answer brings the sentences with its lead."""
