@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from rag.evaluate import load_questions
+from rag.lexical import tokenize
 from rag.settings import PROJECT_ROOT
 
 XQ = PROJECT_ROOT / "bench" / "data" / "xquad-ru"
@@ -61,3 +62,26 @@ def test_xquad_parts_split_articles_and_hold_absent_ones_out_of_the_index():
     assert all(q["src"][0] in indexed for q in every if q["kind"] == "fact")
     first = (XQ / "corpus" / "xq00_Super_Bowl_50.txt").read_text("utf-8").splitlines()[0]
     assert first == "Super Bowl 50"  # the title first, like the news corpus
+
+
+def test_news_off_topic_calibration_questions_are_unanswerable_and_new():
+    """The off-topic calibration part: unanswerable questions with ids of their own, none
+    repeating a question of another news set, nor sharing most of its words (60 % of the
+    stemmed words of both) with one of a test part."""
+    items = load_questions(DATA / "offtopic-calibration.jsonl")
+    assert len(items) == 30 and all(q["kind"] == "unanswerable" and not q["any"] for q in items)
+    others = [
+        q
+        for name in ("dev", "heldout", "test", "nearmiss-calibration", "nearmiss-test")
+        for q in _read(DATA / f"{name}.jsonl")
+    ]
+    assert not {q["id"] for q in items} & {q["id"] for q in others}
+    assert not {_fold(q["q"]) for q in items} & {_fold(q["q"]) for q in others}
+    tests = [
+        q for name in ("heldout", "test", "nearmiss-test") for q in _read(DATA / f"{name}.jsonl")
+    ]
+    for q in items:
+        words = set(tokenize(q["q"]))
+        for other in tests:
+            theirs = set(tokenize(other["q"]))
+            assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
