@@ -397,12 +397,12 @@ def _lead(sentences: list[Sentence], quoted: str, passages: list[Passage], rule:
     words = tokenize(first.text)
     if set(words) <= set(tokenize(quoted)):
         return ""
-    if rule == "written" and _copies_a_sentence(words, passages):
+    if rule == "written" and _copied(words, passages):
         return ""
     return first.marked()
 
 
-def _copies_a_sentence(words: list[str], passages: list[Passage]) -> bool:
+def _copied(words: list[str], passages: list[Passage]) -> bool:
     """Whether ``words`` (a sentence's, in order) are mostly one run of a passage's
     words: 80 % of them, at least five, in a row. A short written answer ("Около 40
     боевиков") is not a copy."""

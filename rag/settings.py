@@ -155,8 +155,8 @@ class Settings(BaseSettings):
         150, "answers", "LLM tokens for each other passage (its best sentences)", ge=1
     )
     # The extractive answer's sentences come from each passage's best window of this many
-    # tokens, so a sentence on the topic far from the question's words does not outrank the
-    # answer (docs/calibration.md).
+    # tokens: on the calibration parts 150 left the answer just outside it, wider let
+    # sentences far from the asked detail outrank it (docs/calibration.md).
     extractive_tokens: int = _f(
         200, "answers", "tokens around the best match the article sentences come from", ge=1
     )
