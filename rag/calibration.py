@@ -80,6 +80,7 @@ class FittedCalibrator:
     threshold: float
     echo_min_dense: float = 0.5
     stand_in: float = 1.0  # from this probability the extractive answer replaces the LLM's
+    missing_detail: float = 0.0  # below this probability a detail in no passage refuses
     meta: dict = field(default_factory=dict)
 
     def probability(self, signals: Signals) -> float:
@@ -90,7 +91,9 @@ class FittedCalibrator:
         return 1.0 / (1.0 + math.exp(-z))
 
     def refuse(self, signals: Signals, extractive: bool) -> bool:
-        return self.probability(signals) < self.threshold
+        probability = self.probability(signals)
+        absent = signals.missing_names + signals.missing_numbers > 0
+        return probability < self.threshold or (absent and probability < self.missing_detail)
 
     def refuse_unusable(self, top_dense: float) -> bool:
         return top_dense < self.echo_min_dense
@@ -127,6 +130,7 @@ class FittedCalibrator:
                 threshold=float(data["threshold"]),
                 echo_min_dense=settings.echo_refusal_min_dense,
                 stand_in=settings.extractive_stand_in,
+                missing_detail=settings.missing_detail_refusal,
                 meta=data.get("meta", {}),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:

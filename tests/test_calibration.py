@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -86,3 +87,20 @@ def test_fitting_needs_both_kinds_of_questions(data):
     signals, _ = data
     with pytest.raises(CalibrationError, match="unanswerable"):
         fit(signals, [True] * len(signals), 0.05)
+
+
+def test_a_detail_in_no_passage_refuses_an_unsure_question():
+    """Between the threshold and ``missing_detail_refusal`` a question whose name or
+    number is in none of the passages is refused; above it, or without one, it is not."""
+    n = len(Signals.names())
+    coef = [1.0 if name == "top_dense" else 0.0 for name in Signals.names()]
+    fitted = FittedCalibrator([0.0] * n, [1.0] * n, coef, 0.0, threshold=0.4)
+    plain = Signals(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0)  # probability 0.5
+    named, dated = replace(plain, missing_names=1.0), replace(plain, missing_numbers=1.0)
+    for limit, refused in ((0.0, False), (0.6, True), (0.5, False)):
+        fitted.missing_detail = limit
+        assert fitted.refuse(named, extractive=True) is refused
+        assert fitted.refuse(dated, extractive=False) is refused
+        assert not fitted.refuse(plain, extractive=True)
+    settings = Settings.from_env(missing_detail_refusal=0.5)
+    assert FittedCalibrator.load(SHIPPED, settings).missing_detail == 0.5
