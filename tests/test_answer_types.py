@@ -116,8 +116,8 @@ def _final(pipeline, question: str) -> dict:
 
 
 def test_the_hand_set_rule_refuses_an_extractive_answer_of_the_wrong_kind(built_engine):
-    """No sentence near "ликвидации" gives a number: the articles do not say how many.
-    The hand-set rule (``calibration = "threshold"``) refuses; the fitted default weighs
+    """The articles do not say how many were convicted, and the sentences that match the
+    question best give no number. The hand-set rule (``calibration = "threshold"``) refuses; the fitted default weighs
     the wrong kind as one signal among others."""
     engine = built_engine
     pipeline = AnswerPipeline(
@@ -127,7 +127,7 @@ def test_the_hand_set_rule_refuses_an_extractive_answer_of_the_wrong_kind(built_
         None,
         ThresholdCalibrator(engine.settings),
     )
-    question = "Сколько боевиков из Казахстана ликвидировано в ходе боевых действий?"
+    question = "Сколько человек осуждено за участие в боевых действиях за рубежом?"
     result = _final(pipeline, question)
     assert result["refused"] and result["citations"] == []
     assert result["signals"]["off_type"] == 1.0
