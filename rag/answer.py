@@ -30,6 +30,7 @@ from .evidence import (
     sentence_similarity,
 )
 from .extractive import extractive_answer
+from .faithfulness import missing_details
 from .followup import contextual_query, needs_rewrite, standalone_question
 from .lexical import tokenize
 from .llm import Waiting
@@ -162,7 +163,7 @@ class AnswerPipeline:
         drafted = False
         raw = ""
         if weak:
-            raw = prompts.REFUSAL[lang]
+            raw = _refusal(decided_on, lang, passages)
             yield Token(raw)
         elif llm is None:
             raw = candidate
@@ -205,7 +206,7 @@ class AnswerPipeline:
                 answer_text, sentences, citations = quoted
                 passages = found.passages
         if refused:
-            answer_text, sentences, citations = prompts.REFUSAL[lang], [], []
+            answer_text, sentences, citations = _refusal(decided_on, lang, found.passages), [], []
         if quote and not drafted:
             yield Token(answer_text)
         timings["total_s"] = time.perf_counter() - started
@@ -383,6 +384,17 @@ class AnswerPipeline:
         if self.calibrator.refuse(signals, extractive=True):
             return True, None, raw
         return False, fallback, self._extractive(question, passages, similarity)
+
+
+def _refusal(question: str, lang: str, passages: list[Passage]) -> str:
+    """The refusal, naming the question's details (names, numbers, dates) that none of
+    ``passages`` contains: the usual reason, and what the reader could ask differently."""
+    texts = [t for p in passages for t in (p.title, p.text)]
+    absent = missing_details(question, texts) if texts else []
+    if not absent:
+        return prompts.REFUSAL[lang]
+    quoted = ", ".join(f"«{d}»" if lang == "ru" else f"“{d}”" for d in absent)
+    return f"{prompts.REFUSAL[lang]} {prompts.ABSENT_DETAILS[lang].format(details=quoted)}"
 
 
 def _lead(sentences: list[Sentence], quoted: str, passages: list[Passage], rule: str) -> str:

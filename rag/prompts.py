@@ -12,6 +12,12 @@ REFUSAL = {
     "ru": "В найденных статьях нет ответа на этот вопрос.",
     "en": "The articles found do not answer this question.",
 }
+# After a refusal: the question's names, numbers and dates that no passage found contains,
+# so the reader sees why and can ask with another spelling, year or place.
+ABSENT_DETAILS = {
+    "ru": "Слова вопроса, которых в них нет: {details}.",
+    "en": "Words of the question they do not contain: {details}.",
+}
 
 SYSTEM = (
     "Ты отвечаешь на вопросы по новостным статьям. Используй только пронумерованные "

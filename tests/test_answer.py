@@ -147,7 +147,8 @@ def test_weak_evidence_is_refused_without_calling_the_llm(built_engine):
     result = answer(_engine(built_engine, llm), "Кто выиграл чемпионат мира по футболу 2018 года?")
     assert result["refused"] and result["citations"] == []
     assert llm.prompts == [] and "first_token_s" not in result["timings"]  # the LLM never ran
-    assert result["answer"] == prompts.REFUSAL["ru"]
+    # the refusal names the asked detail no passage contains
+    assert result["answer"] == f"{prompts.REFUSAL['ru']} Слова вопроса, которых в них нет: «2018»."
 
 
 def test_tiny_llm_streams_evidence_before_tokens(built_engine, tiny_settings):
