@@ -163,7 +163,7 @@ class AnswerPipeline:
         drafted = False
         raw = ""
         if weak:
-            raw = _refusal(decided_on, lang, passages)
+            raw = _refusal(decided_on, lang, found.passages)
             yield Token(raw)
         elif llm is None:
             raw = candidate

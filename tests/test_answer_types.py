@@ -117,8 +117,8 @@ def _final(pipeline, question: str) -> dict:
 
 def test_the_hand_set_rule_refuses_an_extractive_answer_of_the_wrong_kind(built_engine):
     """The articles do not say how many were convicted, and the sentences that match the
-    question best give no number. The hand-set rule (``calibration = "threshold"``) refuses; the fitted default weighs
-    the wrong kind as one signal among others."""
+    question best give no number. The hand-set rule (``calibration = "threshold"``)
+    refuses; the fitted default weighs the wrong kind as one signal among others."""
     engine = built_engine
     pipeline = AnswerPipeline(
         engine.settings,
