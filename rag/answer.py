@@ -101,8 +101,7 @@ class AnswerPipeline:
         answer they were measured on (the answer without an LLM)."""
         candidate = self._extractive(question, found.passages, found.similarity)
         coverage = self.retriever.index.lexical_coverage(question)
-        typical = self.retriever.typical_cosine(question)
-        signals = measure(question, found.passages, coverage, typical, candidate, found.similarity)
+        signals = measure(question, found.passages, coverage, candidate, found.similarity)
         return signals, candidate
 
     def signals(self, question: str, history=None, filters: Filters | None = None) -> Signals:

@@ -35,7 +35,7 @@ from .errors import RagError
 from .hashing import sha256_of
 from .lexical import LexicalIndex
 from .settings import Settings
-from .store import VECTOR_SAMPLE, NewBuild, Snapshot
+from .store import NewBuild, Snapshot
 from .stories import find as find_stories
 from .stories import stories_current, with_copies
 
@@ -151,7 +151,6 @@ class Index:
         self.faiss = faiss_index
         self.lexical = lexical
         self.chunk_files = [c.file for c in chunks]  # row -> article, for article-level fusion
-        self._sample: np.ndarray | None = None
 
     @property
     def build_id(self) -> str:
@@ -185,12 +184,6 @@ class Index:
 
     def similarities(self, query: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
         return {row: float(self.vectors[row] @ query) for row in rows}
-
-    def vector_sample(self) -> np.ndarray:
-        if self._sample is None:  # evenly spaced rows; a mapped file reads only those
-            step = max(1, -(-len(self.vectors) // VECTOR_SAMPLE))
-            self._sample = np.array(self.vectors[::step], dtype=np.float32)
-        return self._sample
 
     def article_texts(self) -> dict[str, str]:
         """Extracted text for converted files, else the chunks laid back at their offsets

@@ -35,7 +35,7 @@ from .index import (
     texts_from_chunks,
 )
 from .settings import Settings, hide_password
-from .store import VECTOR_SAMPLE, NewBuild, Snapshot
+from .store import NewBuild, Snapshot
 from .stories import with_copies
 
 try:
@@ -356,7 +356,6 @@ class PgSnapshot:
         self.store = store
         self.manifest = manifest
         self.count = count
-        self._sample: np.ndarray | None = None
 
     @property
     def build_id(self) -> str:
@@ -428,19 +427,6 @@ class PgSnapshot:
             (np.asarray(query, dtype=np.float32), list(rows)),
         )
         return {int(r): float(s) for r, s in found}
-
-    def vector_sample(self) -> np.ndarray:
-        if self._sample is None:  # a fixed pseudo-random choice of rows, read once
-            found = self._rows(
-                "SELECT embedding FROM rag_chunks ORDER BY md5(id::text) LIMIT %s",
-                (VECTOR_SAMPLE,),
-            )
-            # pgvector's Vector, or an array where the connection registered the type
-            vectors = [
-                np.asarray(getattr(v, "to_numpy", lambda v=v: v)(), np.float32) for (v,) in found
-            ]
-            self._sample = np.array(vectors) if vectors else np.zeros((0, 0), np.float32)
-        return self._sample
 
     def article_texts(self) -> dict[str, str]:
         """Extracted text for converted files, else the chunks laid back at their offsets

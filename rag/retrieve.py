@@ -205,17 +205,6 @@ class Retriever:
                 self._query_cache.popitem(last=False)
         return vector
 
-    def typical_cosine(self, query: str) -> tuple[float, float]:
-        """Mean and standard deviation of ``query``'s cosine with the archive's passages
-        (a fixed sample of them): how close a question is to every article alike, which
-        a best passage must stand out from (questions near the archive's topic but
-        answered by none of it are close to all of it)."""
-        sample = self.index.vector_sample()
-        if len(sample) == 0:
-            return 0.0, 0.0
-        cosines = sample @ self.embed_query(" ".join(query.split()))
-        return float(cosines.mean()), float(cosines.std())
-
     def search(
         self,
         query: str,

@@ -23,7 +23,6 @@ class Signals:
     """One question's evidence, as numbers a calibrator can weigh."""
 
     top_dense: float  # cosine of the best passage to the question
-    standout: float  # how many standard deviations top_dense is above a typical passage's
     coverage: float  # share of the question's words the corpus knows (rag.lexical)
     missing_terms: float  # share of the question's content words in none of the passages
     missing_numbers: float  # its numbers and months in none of the passages (0, 1, 2+)
@@ -46,13 +45,11 @@ def measure(
     question: str,
     passages: list[Passage],
     coverage: float,
-    typical: tuple[float, float],
     candidate: str,
     similarity: Similarity,
 ) -> Signals:
     """The signals of ``question`` over ``passages`` with ``candidate``, the extractive
-    answer, ``typical`` (mean and spread of the question's cosine with the archive's
-    passages) and ``similarity`` (sentence cosine to the question, cached per question)."""
+    answer, and ``similarity`` (sentence cosine to the question, cached per question)."""
     texts = [t for p in passages for t in (p.title, p.text)]
     vocabulary = Vocabulary(texts)
     missing = missing_details(question, vocabulary)
@@ -60,11 +57,8 @@ def measure(
     words = set(tokenize(question))
     answer_words = set(tokenize(strip_markers(candidate)))
     passage_lang = language(" ".join(p.text for p in passages[:1])) if passages else "ru"
-    top_dense = max((p.dense_score or 0.0 for p in passages), default=0.0)
-    mean, spread = typical
     return Signals(
-        top_dense=top_dense,
-        standout=(top_dense - mean) / spread if spread > 1e-6 and passages else 0.0,
+        top_dense=max((p.dense_score or 0.0 for p in passages), default=0.0),
         coverage=coverage,
         missing_terms=missing_terms_share(question, vocabulary),
         missing_numbers=float(min(sum(map(_is_time_or_number, missing)), 2)),

@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-VECTOR_SAMPLE = 2048  # enough for a mean and spread; a matrix product of microseconds
-
-
 class Snapshot(Protocol):
     """One build of the index, as search reads it."""
 
@@ -53,11 +50,6 @@ class Snapshot(Protocol):
 
     def similarities(self, query: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
         """Inner product of the query with each row's stored vector."""
-
-    def vector_sample(self) -> np.ndarray:
-        """Up to ``VECTOR_SAMPLE`` stored passage vectors (all of a smaller index), the
-        same ones for the whole snapshot: what a question's cosine with a typical
-        passage of the archive is measured on."""
 
     def article_texts(self) -> dict[str, str]:
         """Every article's indexed text (what citation offsets point into)."""

@@ -24,7 +24,6 @@ def _signals(rng: random.Random, answerable: bool) -> Signals:
     base = 0.65 if answerable else 0.4
     return Signals(
         top_dense=base + rng.gauss(0, 0.1),
-        standout=(base - 0.3) * 10 + rng.gauss(0, 1),
         coverage=base + rng.gauss(0, 0.1),
         missing_terms=1 - base + rng.gauss(0, 0.1),
         missing_numbers=float(not answerable and rng.random() < 0.5),
@@ -96,7 +95,7 @@ def test_a_detail_in_no_passage_refuses_an_unsure_question():
     n = len(Signals.names())
     coef = [1.0 if name == "top_dense" else 0.0 for name in Signals.names()]
     fitted = FittedCalibrator([0.0] * n, [1.0] * n, coef, 0.0, threshold=0.4)
-    plain = Signals(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0)  # probability 0.5
+    plain = Signals(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0)  # probability 0.5
     named, dated = replace(plain, missing_names=1.0), replace(plain, missing_numbers=1.0)
     for limit, refused in ((0.0, False), (0.6, True), (0.5, False)):
         fitted.missing_detail = limit

@@ -9,13 +9,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from filelock import FileLock
 
-from rag.chunking import Chunk
 from rag.index import Index, IndexBusyError, IndexCorruptError, IndexMissingError
-from rag.store import VECTOR_SAMPLE
 from tests.conftest import CORPUS, run_cli
 
 
@@ -37,31 +34,6 @@ def test_search_finds_the_article_about_11_prevented_attacks(built_engine):
     hits = built_engine.search("Сколько терактов предотвращено с 2014 года?", mode="dense")
     assert hits[0].file == "000_14c9b7630dbfab34.txt"
     assert hits[0].text == (CORPUS / hits[0].file).read_text("utf-8")[hits[0].start : hits[0].end]
-
-
-def test_how_far_the_best_passage_stands_out_from_the_archive(built_engine):
-    """``standout``: how many standard deviations the best passage's cosine is above the
-    question's cosine with a typical passage (mean and spread over a sample of the
-    archive's passages: all of them in an index this small)."""
-    index = built_engine.index
-    vectors = np.asarray(index.vectors)
-    assert index.vector_sample().shape == vectors.shape
-    question = "Сколько терактов предотвращено с 2014 года?"
-    cosines = vectors @ built_engine.retriever.embed_query(question)
-    mean, spread = built_engine.retriever.typical_cosine(question)
-    assert (mean, spread) == pytest.approx((cosines.mean(), cosines.std()), abs=1e-5)
-    signals = built_engine.pipeline(use_llm=False).signals(question)
-    assert signals.top_dense == pytest.approx(cosines.max(), abs=1e-4)
-    assert signals.standout == pytest.approx((cosines.max() - mean) / spread, abs=1e-3)
-
-
-def test_a_large_index_is_sampled_evenly_once():
-    vectors = np.random.default_rng(0).standard_normal((5000, 8)).astype(np.float32)
-    chunks = [Chunk("a.txt", "A", i, 0, 1, "x") for i in range(5000)]
-    index = Index(None, {}, chunks, vectors, None, None)
-    sample = index.vector_sample()
-    assert len(sample) <= VECTOR_SAMPLE and np.array_equal(sample, vectors[::3])
-    assert index.vector_sample() is sample
 
 
 def test_incremental_rebuild_embeds_only_what_changed(make_engine):

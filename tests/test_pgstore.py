@@ -241,17 +241,6 @@ def test_article_texts_and_problem_match_the_embedded_store(pg_engine, built_eng
     assert Path(engine.settings.corpus_dir).is_dir()
 
 
-def test_a_question_stands_out_from_the_archive_as_in_the_embedded_store(pg_engine, built_engine):
-    """The passage sample the answer-or-refuse signal ``standout`` is measured on: every
-    passage of an index this small, so the typical cosine is the embedded store's."""
-    engine = pg_engine()
-    engine.build_index()
-    assert engine.index.vector_sample().shape == built_engine.index.vector_sample().shape
-    ours = engine.retriever.typical_cosine(QUESTION)
-    theirs = built_engine.retriever.typical_cosine(QUESTION)
-    assert ours == pytest.approx(theirs, abs=1e-3)
-
-
 def test_duplicate_stories_are_indexed_once_and_collapsed(pg_engine, tmp_path):
     from rag.timefilter import explicit
     from tests.archive_files import COPY, EDITED, FIRST, SYNDICATED, story_copies
