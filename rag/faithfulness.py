@@ -32,6 +32,10 @@ from .lexical import STOPWORDS, tokenize
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\d+(?:[.,]\d+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _MARKER = re.compile(r"\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]")  # citation markers
+# Short forms a text implies besides its own numbers: the decade "1970-х" is also "70-х";
+# the range "1620—21" ends in 1621.
+_DECADE = re.compile(r"(?<!\d)(?:1\d|20)(\d0)-(?:х|е|ых|ые|м|ми)\b")
+_YEAR_RANGE = re.compile(r"(?<!\d)(\d\d)\d\d\s?[-–—]\s?(\d\d)(?![\d.,]\d)")
 _MONTHS = frozenset(
     [
         "январь",
@@ -200,6 +204,8 @@ class Vocabulary:
                 self.lemmas.add(parsed.lemma)
                 self.stems.add(parsed.stem)
                 scripts[_script(word) or "cyrillic"] += 1
+            self.numbers.update(m.group(1) for m in _DECADE.finditer(text))
+            self.numbers.update(a + b for a, b in _YEAR_RANGE.findall(text))
         self.script = max(scripts, key=lambda s: scripts[s])
 
     def has(self, word: _Word) -> bool:

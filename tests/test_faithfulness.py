@@ -79,6 +79,17 @@ def test_a_near_miss_detail_is_missing_from_the_evidence():
     assert missing_details("Что случилось в Актобе?", evidence) == []
 
 
+def test_a_decade_or_a_year_range_is_found_in_its_short_form():
+    """The article's "1970-х" holds "70-х", its "1620—21" holds 1621; another decade or a year
+    outside the range is still missing."""
+    evidence = ["Доктора на сцене играл Тревор Мартин в 1970-х годах.", "Чума 1620—21 годов."]
+    assert missing_details("Кто играл Доктора на сцене в 70-х годах?", evidence) == []
+    assert missing_details("Кто играл Доктора на сцене в 60-х годах?", evidence) == ["60"]
+    assert missing_details("Сколько погибло от чумы с 1620 по 1621 год?", evidence) == []
+    assert missing_details("Сколько погибло от чумы в 1622 году?", evidence) == ["1622"]
+    assert missing_details("Что было в 2005-2006 годах?", ["В 2005-2006 годах"]) == []
+
+
 def test_an_english_question_is_checked_by_its_numbers_only():
     evidence = [SITES]
     assert missing_details("How many sites did Kazakhstan find in 2015?", evidence) == []
