@@ -21,7 +21,6 @@ archive of your own.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
@@ -30,7 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from tqdm import tqdm  # noqa: E402
 
-from rag.calibration import SHIPPED, FittedCalibrator, collect, curve, fit  # noqa: E402
+from rag.calibration import (  # noqa: E402
+    SHIPPED,
+    FittedCalibrator,
+    collect,
+    curve,
+    fit,
+    held_out_refusals,
+)
 from rag.engine import Engine  # noqa: E402
 from rag.evaluate import load_questions  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -77,25 +83,18 @@ def fit_parts(parts: dict, false_refusal: float, meta: dict | None = None) -> Fi
 def cross_validate(parts: dict, fitted: list[str], false_refusal: float) -> None:
     """Refusal and false refusal of every part on questions held out of the fit (5 folds,
     3 shuffles); only the ``fitted`` parts' training questions are fitted on."""
-    rows = [
-        (name, pair) for name, (sig, ans) in parts.items() for pair in zip(sig, ans, strict=True)
-    ]
+    names = [name for name, (sig, _) in parts.items() for _ in sig]
+    answerable = [a for _, ans in parts.values() for a in ans]
+    decisions = held_out_refusals(
+        [s for sig, _ in parts.values() for s in sig],
+        answerable,
+        false_refusal,
+        weights=corpus_weights(parts),
+        fitted=[name in fitted for name in names],
+    )
     refused: dict[tuple[str, bool], list[bool]] = {}
-    for seed in range(3):
-        order = list(range(len(rows)))
-        random.Random(seed).shuffle(order)
-        for fold in range(5):
-            held = set(order[fold::5])
-            train: dict[str, tuple[list, list]] = {}
-            for i, (name, (s, a)) in enumerate(rows):
-                if i not in held and name in fitted:
-                    train.setdefault(name, ([], []))
-                    train[name][0].append(s)
-                    train[name][1].append(a)
-            model = fit_parts(train, false_refusal)
-            for i in held:
-                name, (s, a) = rows[i]
-                refused.setdefault((name, a), []).append(model.refuse(s, extractive=True))
+    for name, a, d in zip(names, answerable, decisions, strict=True):
+        refused.setdefault((name, a), []).extend(d)
     print("| part | refusal (unanswerable) | false refusal |")
     print("|---|---|---|")
     for name in parts:

@@ -215,6 +215,41 @@ def fit(
     return fitted
 
 
+def held_out_refusals(
+    signals: list[Signals],
+    answerable: list[bool],
+    false_refusal: float,
+    weights: list[float] | None = None,
+    fitted: list[bool] | None = None,
+    folds: int = 5,
+    shuffles: int = 3,
+) -> list[list[bool]]:
+    """For every question, whether models fitted without it refuse it: ``folds``-fold
+    cross-validation, repeated ``shuffles`` times with fixed seeds. Only questions marked
+    in ``fitted`` (default: all) are fitted on. What a fit does on new questions: the
+    threshold meets its target on the questions it was set on, not necessarily on others."""
+    import random
+
+    decisions: list[list[bool]] = [[] for _ in signals]
+    for seed in range(shuffles):
+        order = list(range(len(signals)))
+        random.Random(seed).shuffle(order)
+        for fold in range(folds):
+            held = set(order[fold::folds])
+            train = [
+                i for i in range(len(signals)) if i not in held and (fitted is None or fitted[i])
+            ]
+            model = fit(
+                [signals[i] for i in train],
+                [answerable[i] for i in train],
+                false_refusal,
+                weights=None if weights is None else [weights[i] for i in train],
+            )
+            for i in held:
+                decisions[i].append(model.refuse(signals[i], extractive=True))
+    return decisions
+
+
 def operating_threshold(answerable_probabilities: list[float], false_refusal: float) -> float:
     """The highest threshold that refuses at most ``false_refusal`` of these."""
     ranked = sorted(answerable_probabilities)

@@ -249,7 +249,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .calibration import FILE_NAME, collect, curve, fit
+    from .calibration import FILE_NAME, collect, curve, fit, held_out_refusals
     from .engine import Engine
     from .evaluate import load_questions
 
@@ -267,16 +267,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     fitted.save(out)
     probabilities = [fitted.probability(s) for s in signals]
     point = curve(probabilities, answerable, [fitted.threshold])[0]
-    report = {"file": str(out), "questions": len(questions), **point}
+    held = None  # cross-validation needs each kind in every fold's training questions
+    if min(sum(answerable), len(answerable) - sum(answerable)) >= 5:
+        decisions = held_out_refusals(signals, answerable, args.false_refusal)
+        held = _held_out_rates(decisions, answerable)
+    report = {"file": str(out), "questions": len(questions), **point, "held_out": held}
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    print(
+        f"fitted on {len(questions)} questions ({sum(answerable)} answerable) -> {out}\n"
+        f"threshold {fitted.threshold:.3f}: refuses {point['refusal']:.0%} of the "
+        f"unanswerable and {point['false_refusal']:.0%} of the answerable questions"
+    )
+    if held is None:
+        print("too few questions of each kind (5) to say how it does on new questions")
     else:
         print(
-            f"fitted on {len(questions)} questions ({sum(answerable)} answerable) -> {out}\n"
-            f"threshold {fitted.threshold:.3f}: refuses {point['refusal']:.0%} of the "
-            f"unanswerable and {point['false_refusal']:.0%} of the answerable questions"
+            f"on questions left out of the fit (5-fold cross-validation), as on new ones: "
+            f"{held['refusal']:.0%} and {held['false_refusal']:.0%}"
         )
     return 0
+
+
+def _held_out_rates(decisions: list[list[bool]], answerable: list[bool]) -> dict[str, float]:
+    """Refusal of the unanswerable and of the answerable questions, over every held-out
+    decision."""
+    rates = {}
+    for key, kind in (("refusal", False), ("false_refusal", True)):
+        votes = [d for ds, a in zip(decisions, answerable, strict=True) if a is kind for d in ds]
+        rates[key] = sum(votes) / len(votes)
+    return rates
 
 
 def cmd_settings(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import replace
@@ -14,10 +15,13 @@ from rag.calibration import (
     FittedCalibrator,
     ThresholdCalibrator,
     fit,
+    held_out_refusals,
     load_calibrator,
 )
-from rag.settings import Settings
+from rag.evaluate import UNANSWERABLE, load_questions
+from rag.settings import PROJECT_ROOT, Settings
 from rag.signals import Signals
+from tests.conftest import run_cli
 
 
 def _signals(rng: random.Random, answerable: bool) -> Signals:
@@ -104,3 +108,41 @@ def test_a_detail_in_no_passage_refuses_an_unsure_question():
         assert not fitted.refuse(plain, extractive=True)
     settings = Settings.from_env(missing_detail_refusal=0.5)
     assert FittedCalibrator.load(SHIPPED, settings).missing_detail == 0.5
+
+
+def test_held_out_refusals_decide_each_question_with_models_fitted_without_it(data):
+    signals, labels = data
+    fitted = [i % 4 != 0 for i in range(len(signals))]  # a quarter is only checked
+    decisions = held_out_refusals(signals, labels, 0.05, fitted=fitted, shuffles=2)
+    assert [len(d) for d in decisions] == [2] * len(signals)
+    answerable = [d for ds, a in zip(decisions, labels, strict=True) if a for d in ds]
+    unanswerable = [d for ds, a in zip(decisions, labels, strict=True) if not a for d in ds]
+    assert sum(unanswerable) / len(unanswerable) > 0.5
+    assert sum(answerable) / len(answerable) < 0.2
+
+
+def test_rag_calibrate_fits_an_archive_and_says_how_it_does_on_new_questions(
+    built_engine, tmp_path
+):
+    """``rag calibrate`` on the default corpus: the file it writes is used for answering,
+    and it reports refusals on the questions it fitted and on ones left out of the fit."""
+    questions = load_questions(PROJECT_ROOT / "tests" / "data" / "dev.jsonl")
+    unanswerable = [q for q in questions if q["kind"] in UNANSWERABLE]
+    chosen = unanswerable + [q for q in questions if q["kind"] not in UNANSWERABLE][:12]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in chosen), "utf-8")
+    out = tmp_path / "calibration.json"
+
+    done = run_cli(built_engine, "calibrate", str(path), "--out", str(out), "--json")
+    report = json.loads(done.stdout)
+    assert report["questions"] == len(chosen) and report["file"] == str(out)
+    for figures in (report, report["held_out"]):
+        assert 0 <= figures["refusal"] <= 1 and 0 <= figures["false_refusal"] <= 1
+    assert report["refusal"] > 0.5  # the fitted questions themselves
+    fitted = FittedCalibrator.load(out, Settings.from_env())
+    assert fitted.meta["fitted_on"] == ["mine.jsonl"]
+
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in chosen[5:]), "utf-8")
+    done = run_cli(built_engine, "calibrate", str(few), "--out", str(tmp_path / "few.json"))
+    assert "too few questions of each kind" in done.stdout
