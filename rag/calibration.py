@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -228,8 +229,6 @@ def held_out_refusals(
     cross-validation, repeated ``shuffles`` times with fixed seeds. Only questions marked
     in ``fitted`` (default: all) are fitted on. What a fit does on new questions: the
     threshold meets its target on the questions it was set on, not necessarily on others."""
-    import random
-
     decisions: list[list[bool]] = [[] for _ in signals]
     for seed in range(shuffles):
         order = list(range(len(signals)))
@@ -239,6 +238,8 @@ def held_out_refusals(
             train = [
                 i for i in range(len(signals)) if i not in held and (fitted is None or fitted[i])
             ]
+            if len({answerable[i] for i in train}) < 2:
+                continue  # the shuffle put every question of one kind in this fold
             model = fit(
                 [signals[i] for i in train],
                 [answerable[i] for i in train],

@@ -121,10 +121,22 @@ def test_held_out_refusals_decide_each_question_with_models_fitted_without_it(da
     assert sum(answerable) / len(answerable) < 0.2
 
 
+def test_a_fold_without_one_kind_to_fit_on_decides_nothing(data):
+    """Left out one at a time, the only unanswerable question leaves nothing of its kind to
+    fit on: that fold is skipped instead of failing the whole estimate."""
+    signals, labels = data
+    answerable = [s for s, a in zip(signals, labels, strict=True) if a][:9]
+    unanswerable = [s for s, a in zip(signals, labels, strict=True) if not a][:1]
+    decisions = held_out_refusals(
+        unanswerable + answerable, [False] + [True] * 9, 0.05, folds=10, shuffles=1
+    )
+    assert decisions[0] == [] and all(len(d) == 1 for d in decisions[1:])
+
+
 def test_rag_calibrate_fits_an_archive_and_says_how_it_does_on_new_questions(
     built_engine, tmp_path
 ):
-    """``rag calibrate`` on the default corpus: the file it writes is used for answering,
+    """``rag calibrate`` on the default corpus: the file it writes loads as a fitted model,
     and it reports refusals on the questions it fitted and on ones left out of the fit."""
     questions = load_questions(PROJECT_ROOT / "tests" / "data" / "dev.jsonl")
     unanswerable = [q for q in questions if q["kind"] in UNANSWERABLE]
