@@ -31,6 +31,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from calibrate import CHECK_PARTS, corpus_weights  # noqa: E402
+from calibrate import PARTS as FITTED_PARTS  # noqa: E402
 
 from rag.calibration import held_out_refusals  # noqa: E402
 from rag.citations import strip_markers  # noqa: E402
@@ -38,17 +42,11 @@ from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, load_questions  # noqa: E402
 from rag.llm import resolve_llm_path  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.signals import Signals  # noqa: E402
 
-XQ = ROOT / "bench" / "data" / "xquad-ru"
 OUT = ROOT / "bench" / "data" / "judge.jsonl"
-NEWS = (ROOT / "corpus", ROOT / "index")
-PARTS = {
-    "news dev": (*NEWS, ROOT / "tests/data/dev.jsonl"),
-    "news near-miss cal": (*NEWS, ROOT / "tests/data/nearmiss-calibration.jsonl"),
-    "xquad-ru cal": (XQ / "corpus", XQ / "index", XQ / "calibration.jsonl"),
-    "news off-topic cal": (*NEWS, ROOT / "tests/data/offtopic-calibration.jsonl"),
-}
-CHECKED_ONLY = {"news off-topic cal"}  # as in bench/calibrate.py: checked, not fitted
+# the parts bench/calibrate.py fits on, and those it only checks
+PARTS = {**FITTED_PARTS, **CHECK_PARTS}
 SYSTEM = (
     "Ты внимательно проверяешь, содержит ли текст ответ на вопрос. "
     "Отвечай одним словом: да или нет."
@@ -110,7 +108,8 @@ def collect(threads: int) -> list[dict]:
             )
         pipeline = engines[corpus].pipeline(use_llm=False)
         for item in load_questions(path):
-            signals, candidate = pipeline.judge(item["q"], pipeline.evidence(item["q"]))
+            # as bench/calibrate.py measures them: a follow-up with its history, time filters
+            signals, candidate, question = pipeline.judged(item["q"], item.get("history"))
             text = strip_markers(candidate).strip()
             rows.append(
                 {
@@ -121,7 +120,7 @@ def collect(threads: int) -> list[dict]:
                     "signals": signals.vector(),
                     "answer": candidate,
                     # no quoted sentence: nothing to judge, as sure a "no" as any
-                    "judge": judge.log_odds(item["q"], text) if text else -20.0,
+                    "judge": judge.log_odds(question, text) if text else -20.0,
                 }
             )
             print(f"{len(rows)} {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -130,8 +129,9 @@ def collect(threads: int) -> list[dict]:
 
 def auc(positive: list[float], negative: list[float]) -> float:
     """The chance that a random positive scores above a random negative (ties: half)."""
-    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
-    return wins / (len(positive) * len(negative))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([1] * len(positive) + [0] * len(negative), positive + negative))
 
 
 class _Vector:
@@ -139,21 +139,22 @@ class _Vector:
 
     def __init__(self, values: list[float]):
         self.values = values
-        self.missing_numbers, self.missing_names = values[3], values[4]
+        names = Signals.names()
+        self.missing_numbers = values[names.index("missing_numbers")]
+        self.missing_names = values[names.index("missing_names")]
 
     def vector(self) -> list[float]:
         return self.values
 
 
 def cross_validated(rows: list[dict], with_judge: bool) -> dict[tuple[str, bool], float]:
-    news = [r["part"].startswith("news") for r in rows]
-    sizes = {flag: news.count(flag) for flag in (True, False)}
+    rows = sorted(rows, key=lambda r: list(PARTS).index(r["part"]))  # as corpus_weights
     decisions = held_out_refusals(
         [_Vector(r["signals"] + ([r["judge"]] if with_judge else [])) for r in rows],
         [r["answerable"] for r in rows],
         0.05,
-        weights=[1 / sizes[flag] for flag in news],
-        fitted=[r["part"] not in CHECKED_ONLY for r in rows],
+        weights=corpus_weights({p: ([r for r in rows if r["part"] == p], []) for p in PARTS}),
+        fitted=[r["part"] in FITTED_PARTS for r in rows],
     )
     refused: dict[tuple[str, bool], list[bool]] = {}
     for row, decided in zip(rows, decisions, strict=True):

@@ -107,10 +107,18 @@ class AnswerPipeline:
     def signals(self, question: str, history=None, filters: Filters | None = None) -> Signals:
         """The signals the decision to answer ``question`` is made on (``rag calibrate``
         fits on them), without the LLM."""
+        return self.judged(question, history, filters)[0]
+
+    def judged(
+        self, question: str, history=None, filters: Filters | None = None
+    ) -> tuple[Signals, str, str]:
+        """``signals`` with the extractive answer they were measured on and the
+        standalone question (a follow-up with its history) they were measured for."""
         question = clean_question(question, self.settings.max_question_chars)
         applied = filters_for(question, self.retriever.index.manifest.get("documents", {}), filters)
         standalone = standalone_question(question, history or [], self.settings.history_turns, None)
-        return self.judge(standalone, self.evidence(standalone, filters=applied))[0]
+        signals, candidate = self.judge(standalone, self.evidence(standalone, filters=applied))
+        return signals, candidate, standalone
 
     def run(
         self,
