@@ -1,22 +1,26 @@
-"""Can the LLM judge whether the quoted sentences answer the question?
+"""The LLM's judgement of the quoted sentences, as one more signal of the decision.
 
     .venv/bin/python bench/judge.py                  # collect (≈ 20 min) and analyse
     .venv/bin/python bench/judge.py --analyse-only   # analyse stored rows
+    .venv/bin/python bench/judge.py --fit            # also write rag/data/calibration-judged.json
+    .venv/bin/python bench/judge.py --test           # the shipped models on the test parts
 
 For every question of the calibration parts (news development set, news near-miss and
 off-topic calibration parts, XQuAD-ru calibration part) the pipeline finds the evidence
-and the extractive answer (the quoted sentences, no LLM), and the default LLM is asked
-one question with a one-word answer: do these sentences answer exactly this question?
-Its judgement is read from the logits of its first answer token: the log-odds of "да"
-against "нет" (each the total probability of the tokens those words begin with). Nothing
-is generated, so a judgement costs one prefill of about 150 tokens. Rows (with the
-signals of ``rag.signals``) go to ``bench/data/judge.jsonl``.
+and the extractive answer (the quoted sentences) as it does when answering with the
+default LLM, and asks that LLM whether they answer exactly the question
+(``AnswerPipeline.judged``: ``rag.prompts.JUDGE_USER``, the log-odds of "да" against "нет"
+for its first answer token, one prefill). Rows (with the signals of ``rag.signals``) go
+to ``bench/data/judge.jsonl``.
 
 The analysis: the judgement's AUC within each part, the refusals when it alone decides
 at a threshold set for 5 % false refusals on answerable calibration questions, and the
 fitted decision's cross-validated refusals with and without it as one more signal
 (``rag.calibration.held_out_refusals``, weighted as ``bench/calibrate.py`` weights).
-Only calibration parts are read: nothing here reads a test part.
+``--fit`` fits the model answering uses with the LLM on the parts ``bench/calibrate.py``
+fits. Only calibration parts are read, except by ``--test``, which collects the test
+parts once (``bench/data/judge-test.jsonl``) and reports the shipped decision there,
+with the LLM's judgement and without it; it fits nothing.
 """
 
 from __future__ import annotations
@@ -33,84 +37,45 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from calibrate import CHECK_PARTS, corpus_weights  # noqa: E402
+from calibrate import CHECK_PARTS, TEST_PARTS, corpus_weights  # noqa: E402
 from calibrate import PARTS as FITTED_PARTS  # noqa: E402
 
-from rag.calibration import held_out_refusals  # noqa: E402
-from rag.citations import strip_markers  # noqa: E402
+from rag.calibration import (  # noqa: E402
+    SHIPPED,
+    FittedCalibrator,
+    JudgedCalibrator,
+    fit,
+    held_out_refusals,
+    judged_path,
+)
 from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, load_questions  # noqa: E402
-from rag.llm import resolve_llm_path  # noqa: E402
+from rag.prompts import judge_prompt_id  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.signals import Signals  # noqa: E402
+from rag.signals import JUDGEMENT, Signals  # noqa: E402
 
 OUT = ROOT / "bench" / "data" / "judge.jsonl"
+TEST_OUT = ROOT / "bench" / "data" / "judge-test.jsonl"
 # the parts bench/calibrate.py fits on, and those it only checks
 PARTS = {**FITTED_PARTS, **CHECK_PARTS}
-SYSTEM = (
-    "Ты внимательно проверяешь, содержит ли текст ответ на вопрос. "
-    "Отвечай одним словом: да или нет."
-)
-USER = (
-    "Текст: {text}\n\nВопрос: {question}\n\n"
-    "Есть ли в тексте ответ именно на этот вопрос? Ответь да или нет."
-)
+WITH_JUDGEMENT = [*Signals.names(), JUDGEMENT]
 
 
-class Judge:
-    """The default LLM (llama.cpp), asked whether a text answers a question."""
-
-    def __init__(self, path: Path, threads: int):
-        from llama_cpp import Llama
-
-        self.llama = Llama(
-            model_path=str(path),
-            n_ctx=2048,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_batch=512,
-            verbose=False,
-        )
-        self.yes = self._first_tokens(["да", "Да", " да", " Да", "ДА"])
-        self.no = self._first_tokens(["нет", "Нет", " нет", " Нет", "НЕТ"])
-
-    def _first_tokens(self, words: list[str]) -> list[int]:
-        return sorted({self.llama.tokenize(w.encode(), add_bos=False)[0] for w in words})
-
-    def log_odds(self, question: str, text: str) -> float:
-        """log P(да) - log P(нет) for the first token of the answer (ChatML prompt)."""
-        prompt = (
-            f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
-            f"{USER.format(text=text, question=question)}<|im_end|>\n<|im_start|>assistant\n"
-        )
-        seen: dict[str, float] = {}
-
-        def read(_ids, logits):
-            values = np.asarray(logits, dtype=np.float64)
-            log_p = values - np.logaddexp.reduce(values)
-            seen["yes"] = float(np.logaddexp.reduce(log_p[self.yes]))
-            seen["no"] = float(np.logaddexp.reduce(log_p[self.no]))
-            return logits
-
-        self.llama.create_completion(prompt, max_tokens=1, temperature=0.0, logits_processor=[read])
-        return seen["yes"] - seen["no"]
-
-
-def collect(threads: int) -> list[dict]:
-    settings = Settings.from_env()
-    judge = Judge(resolve_llm_path(settings), threads)
+def collect(parts: dict, threads: int) -> tuple[list[dict], str]:
+    """One row per question of ``parts``, and the name of the LLM that judged."""
     engines: dict[Path, Engine] = {}
     rows, started = [], time.perf_counter()
-    for part, (corpus, index, path) in PARTS.items():
+    for part, (corpus, index, path) in parts.items():
         if corpus not in engines:
-            engines[corpus] = Engine(
-                Settings.from_env(corpus_dir=corpus, index_dir=index, llm_model="", llm_url="")
+            settings = Settings.from_env(
+                corpus_dir=corpus, index_dir=index, llm_threads=threads, llm_batch_threads=threads
             )
-        pipeline = engines[corpus].pipeline(use_llm=False)
+            loaded = next(iter(engines.values()), None)  # one LLM for both corpora
+            engines[corpus] = Engine(settings, llm=loaded.llm.backend if loaded else None)
+        pipeline = engines[corpus].pipeline(use_llm=True)
         for item in load_questions(path):
             # as bench/calibrate.py measures them: a follow-up with its history, time filters
-            signals, candidate, question = pipeline.judged(item["q"], item.get("history"))
-            text = strip_markers(candidate).strip()
+            signals, candidate, _ = pipeline.judged(item["q"], item.get("history"), judge=True)
             rows.append(
                 {
                     "part": part,
@@ -119,12 +84,15 @@ def collect(threads: int) -> list[dict]:
                     "answerable": item["kind"] not in UNANSWERABLE,
                     "signals": signals.vector(),
                     "answer": candidate,
-                    # no quoted sentence: nothing to judge, as sure a "no" as any
-                    "judge": judge.log_odds(question, text) if text else -20.0,
+                    "judge": signals.judgement,
                 }
             )
             print(f"{len(rows)} {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return rows
+    return rows, next(iter(engines.values())).llm.name
+
+
+def as_signals(row: dict) -> Signals:
+    return Signals(*row["signals"], judgement=row["judge"])
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
@@ -134,32 +102,41 @@ def auc(positive: list[float], negative: list[float]) -> float:
     return float(roc_auc_score([1] * len(positive) + [0] * len(negative), positive + negative))
 
 
-class _Vector:
-    """Signals with the judgement appended, as ``rag.calibration.fit`` reads them."""
-
-    def __init__(self, values: list[float]):
-        self.values = values
-        names = Signals.names()
-        self.missing_numbers = values[names.index("missing_numbers")]
-        self.missing_names = values[names.index("missing_names")]
-
-    def vector(self) -> list[float]:
-        return self.values
-
-
-def cross_validated(rows: list[dict], with_judge: bool) -> dict[tuple[str, bool], float]:
+def cross_validated(rows: list[dict], features: list[str]) -> dict[tuple[str, bool], float]:
     rows = sorted(rows, key=lambda r: list(PARTS).index(r["part"]))  # as corpus_weights
     decisions = held_out_refusals(
-        [_Vector(r["signals"] + ([r["judge"]] if with_judge else [])) for r in rows],
+        [as_signals(r) for r in rows],
         [r["answerable"] for r in rows],
         0.05,
         weights=corpus_weights({p: ([r for r in rows if r["part"] == p], []) for p in PARTS}),
         fitted=[r["part"] in FITTED_PARTS for r in rows],
+        features=features,
     )
     refused: dict[tuple[str, bool], list[bool]] = {}
     for row, decided in zip(rows, decisions, strict=True):
         refused.setdefault((row["part"], row["answerable"]), []).extend(decided)
     return {key: sum(v) / len(v) for key, v in refused.items()}
+
+
+def fit_judged(rows: list[dict], llm: str) -> FittedCalibrator:
+    """The model answering uses with this LLM, fitted as ``bench/calibrate.py`` fits the
+    one without it: on the same parts, with the same weights and target."""
+    rows = sorted(rows, key=lambda r: list(PARTS).index(r["part"]))
+    fitted_rows = [r for r in rows if r["part"] in FITTED_PARTS]
+    meta = {
+        "embedding_model": Settings.from_env().embedding_model,
+        "llm": llm,
+        "judge_prompt": judge_prompt_id(),
+        "fitted_on": list(FITTED_PARTS),
+    }
+    return fit(
+        [as_signals(r) for r in fitted_rows],
+        [r["answerable"] for r in fitted_rows],
+        0.05,
+        meta,
+        corpus_weights({p: ([r for r in fitted_rows if r["part"] == p], []) for p in FITTED_PARTS}),
+        WITH_JUDGEMENT,
+    )
 
 
 def judgements(rows: list[dict], parts: list[str], answerable: bool) -> list[float]:
@@ -193,7 +170,7 @@ def analyse(rows: list[dict]) -> None:
                 refused = [v < threshold for v in judgements(rows, [part], kind)]
                 cells.append(f"{sum(refused) / len(refused):.3f}" if refused else "–")
             print(f"  {part}: refusal {cells[0]}, false refusals {cells[1]}")
-    before, after = cross_validated(rows, False), cross_validated(rows, True)
+    before, after = cross_validated(rows, Signals.names()), cross_validated(rows, WITH_JUDGEMENT)
     print("\n| part | refused | signals | signals + judgement |")
     print("|---|---|---|---|")
     for key in sorted(before):
@@ -201,17 +178,64 @@ def analyse(rows: list[dict]) -> None:
         print(f"| {key[0]} | {kind} | {before[key]:.3f} | {after[key]:.3f} |")
 
 
+def test_parts(rows: list[dict]) -> None:
+    """Refusals of the shipped decision on the test parts, without and with the judgement
+    (the decision answering makes, missing-detail rule included)."""
+    settings = Settings.from_env()
+    plain = FittedCalibrator.load(SHIPPED, settings)
+    judged = JudgedCalibrator(FittedCalibrator.load(judged_path(SHIPPED), settings), plain)
+    print("| part | refused | signals | signals + judgement |")
+    print("|---|---|---|---|")
+    for part in TEST_PARTS:
+        for answerable in (False, True):
+            chosen = [
+                as_signals(r) for r in rows if r["part"] == part and r["answerable"] == answerable
+            ]
+            if not chosen:
+                continue
+            cells = [
+                f"{sum(c.refuse(s, extractive=False) for s in chosen) / len(chosen):.3f}"
+                for c in (plain, judged)
+            ]
+            kind = "answerable (false refusals)" if answerable else "unanswerable"
+            print(f"| {part} | {kind} ({len(chosen)}) | {cells[0]} | {cells[1]} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--analyse-only", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="write the judged model")
+    parser.add_argument("--test", action="store_true", help="the test parts (fits nothing)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.test:
+        if not args.analyse_only:
+            rows, _ = collect(TEST_PARTS, args.threads)
+            write(TEST_OUT, rows)
+        test_parts(read(TEST_OUT))
+        return 0
+    llm = None
     if not args.analyse_only:
-        rows = collect(args.threads)
-        OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    rows = [json.loads(line) for line in OUT.read_text("utf-8").splitlines()]
+        rows, llm = collect(PARTS, args.threads)
+        write(OUT, rows)
+    rows = read(OUT)
     analyse(rows)
+    if args.fit:
+        llm = llm or Engine().llm.name
+        fitted = fit_judged(rows, llm)
+        weights = {n: round(c, 2) for n, c in zip(fitted.features, fitted.coef, strict=True)}
+        print(f"\nthreshold {fitted.threshold:.3f}; coefficients (standardised): {weights}")
+        fitted.save(judged_path(SHIPPED))
+        print(f"written: {judged_path(SHIPPED)}")
     return 0
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 ``AnswerPipeline.run`` yields, in order: the standalone question (for follow-ups), the
 evidence (before any LLM work), answer tokens as they come, and a final result with
-verified citations and timings (``rag.events``). A follow-up that the LLM rewrites first
+verified citations and timings (``rag.events``). Between the evidence and the answer,
+with an LLM and a decision model fitted for it, the LLM judges whether the quoted
+sentences answer the question (one prefill, in line with other answers). A follow-up that the LLM rewrites first
 gets a provisional evidence event before the rewrite, so that passages show within a
 second. The pipeline is made from its parts (retriever, embedder, LLM, calibrator) and
 calls only them; ``ask`` builds it from an ``Engine`` and yields the events as dicts,
@@ -19,7 +21,7 @@ from difflib import SequenceMatcher
 from . import prompts
 from .calibration import Calibrator, load_calibrator
 from .checks import is_refusal, unusable
-from .citations import Citation, Passage, Sentence, check_answer, parse_markers
+from .citations import Citation, Passage, Sentence, check_answer, parse_markers, strip_markers
 from .events import AnswerResult, Done, Draft, Event, Evidence, Queued, Standalone, Token
 from .evidence import (
     Similarity,
@@ -37,7 +39,7 @@ from .llm import Waiting
 from .questions import QuestionError, clean_question, language
 from .retrieve import Hit
 from .settings import Settings
-from .signals import Signals, measure
+from .signals import NOTHING_TO_JUDGE, Signals, measure
 from .timefilter import Filters, filters_for, from_question, newest_date
 
 __all__ = ["AnswerPipeline", "Found", "QuestionError", "answer", "ask", "clean_question"]
@@ -70,7 +72,7 @@ class AnswerPipeline:
         self.retriever = retriever
         self.embedder = embedder
         self.llm = llm
-        self.calibrator = calibrator or load_calibrator(settings)
+        self.calibrator = calibrator or load_calibrator(settings, llm)
         self.count_tokens = llm.count_tokens if llm is not None else approx_tokens
 
     def evidence(
@@ -96,28 +98,48 @@ class AnswerPipeline:
         )
         return Found(hits, passages, similarity)
 
-    def judge(self, question: str, found: Found) -> tuple[Signals, str]:
-        """The signals for answering ``question`` from ``found`` and the extractive
-        answer they were measured on (the answer without an LLM)."""
+    def assess(self, question: str, found: Found) -> tuple[Signals, str]:
+        """The signals for answering ``question`` from ``found`` (without the LLM's
+        judgement) and the extractive answer they were measured on."""
         candidate = self._extractive(question, found.passages, found.similarity)
         coverage = self.retriever.index.lexical_coverage(question)
         signals = measure(question, found.passages, coverage, candidate, found.similarity)
         return signals, candidate
 
-    def signals(self, question: str, history=None, filters: Filters | None = None) -> Signals:
+    def judgement(self, question: str, candidate: str) -> Generator[Waiting, None, float]:
+        """The LLM's judgement whether ``candidate``'s sentences (the extractive answer)
+        answer exactly ``question`` (``rag.prompts.JUDGE_USER``), as the generator's
+        return value, after ``Waiting`` while others' answers hold the LLM."""
+        text = strip_markers(candidate).strip()
+        if not text:
+            return NOTHING_TO_JUDGE
+        messages = prompts.judge_messages(text, question)
+        words = (messages, prompts.JUDGE_YES, prompts.JUDGE_NO)
+        in_turn = getattr(self.llm, "judge_in_turn", None)  # a bare backend never waits
+        if in_turn is None:
+            return self.llm.judge(*words)
+        return (yield from in_turn(*words))
+
+    def signals(
+        self, question: str, history=None, filters: Filters | None = None, judge: bool = False
+    ) -> Signals:
         """The signals the decision to answer ``question`` is made on (``rag calibrate``
-        fits on them), without the LLM."""
-        return self.judged(question, history, filters)[0]
+        fits on them), with the LLM's judgement if ``judge``."""
+        return self.judged(question, history, filters, judge)[0]
 
     def judged(
-        self, question: str, history=None, filters: Filters | None = None
+        self, question: str, history=None, filters: Filters | None = None, judge: bool = False
     ) -> tuple[Signals, str, str]:
         """``signals`` with the extractive answer they were measured on and the
-        standalone question (a follow-up with its history) they were measured for."""
+        standalone question (a follow-up with its history, not rewritten by the LLM)
+        they were measured for."""
         question = clean_question(question, self.settings.max_question_chars)
         applied = filters_for(question, self.retriever.index.manifest.get("documents", {}), filters)
         standalone = standalone_question(question, history or [], self.settings.history_turns, None)
-        signals, candidate = self.judge(standalone, self.evidence(standalone, filters=applied))
+        signals, candidate = self.assess(standalone, self.evidence(standalone, filters=applied))
+        if judge:
+            asked = self.judgement(standalone, candidate)
+            signals = replace(signals, judgement=_finish(asked))
         return signals, candidate, standalone
 
     def run(
@@ -164,7 +186,9 @@ class AnswerPipeline:
         yield Evidence(passages, provisional=False)
 
         decided_on = standalone if question_filters else _without_time(standalone, documents)
-        signals, candidate = self.judge(decided_on, found)
+        signals, candidate = self.assess(decided_on, found)
+        if llm is not None and passages and self.calibrator.needs_judgement:
+            signals = yield from self._judge(decided_on, candidate, signals, started, timings)
         weak = not passages or self.calibrator.refuse(signals, extractive=llm is None)
         # "quote": the LLM only decides unsure questions and adds a lead to the sentences
         quote = llm is not None and settings.answer_mode == "quote" and not weak
@@ -232,6 +256,19 @@ class AnswerPipeline:
                 cited_numbers_raw=parse_markers(raw),
             )
         )
+
+    def _judge(
+        self, question: str, candidate: str, signals: Signals, started: float, timings: dict
+    ) -> Generator[Event, None, Signals]:
+        """``signals`` with the LLM's judgement, yielding its place in line meanwhile."""
+        asking = self.judgement(question, candidate)
+        while True:
+            try:
+                waiting = next(asking)
+            except StopIteration as done:
+                timings["judged_s"] = time.perf_counter() - started
+                return replace(signals, judgement=done.value)
+            yield Queued(waiting.position)
 
     def _ask_llm(
         self,
@@ -392,6 +429,15 @@ class AnswerPipeline:
         if self.calibrator.refuse(signals, extractive=True):
             return True, None, raw
         return False, fallback, self._extractive(question, passages, similarity)
+
+
+def _finish(steps: Generator[Waiting, None, float]) -> float:
+    """The return value of a generator that only waits: waiting silently."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _refusal(question: str, lang: str, passages: list[Passage]) -> str:

@@ -5,6 +5,9 @@ answerable ones and ones the articles do not answer (near misses, absent topics)
 ships as ``rag/data/calibration.json`` and ``rag calibrate`` fits one on a user's own
 archive. It refuses when the estimated chance that the articles answer the question is
 below a threshold chosen on the same questions for a target rate of false refusals.
+With an LLM a second model, fitted with the LLM's judgement of the quoted sentences as
+one more signal, decides instead (``JudgedCalibrator``; ``calibration-judged.json`` next
+to the first), when it was fitted for that LLM and that prompt.
 ``ThresholdCalibrator`` keeps the earlier hand-set rule, for comparison.
 """
 
@@ -20,7 +23,7 @@ from typing import Protocol
 
 from .errors import RagError
 from .settings import Settings
-from .signals import Signals
+from .signals import JUDGEMENT, Signals
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ class CalibrationError(RagError, ValueError):
 
 
 class Calibrator(Protocol):
+    needs_judgement: bool  # its signals must hold the LLM's judgement (rag.signals)
+
     def refuse(self, signals: Signals, extractive: bool) -> bool:
         """Refuse before any LLM work; ``extractive``: the extractive answer is the one
         that would be shown."""
@@ -53,6 +58,8 @@ class ThresholdCalibrator:
     """The hand-set rule (thresholds in the settings, set on ``tests/data/dev.jsonl``):
     refuse when the best passage is far and the corpus knows few of the question's
     words, or when an extractive answer is not the kind asked for."""
+
+    needs_judgement = False
 
     def __init__(self, settings: Settings):
         self.min_dense = settings.refusal_min_dense
@@ -83,18 +90,31 @@ class FittedCalibrator:
     stand_in: float = 1.0  # from this probability the extractive answer replaces the LLM's
     missing_detail: float = 0.0  # below this probability a detail in no passage refuses
     meta: dict = field(default_factory=dict)
+    features: list[str] = field(default_factory=Signals.names)
+
+    @property
+    def needs_judgement(self) -> bool:
+        return JUDGEMENT in self.features
 
     def probability(self, signals: Signals) -> float:
+        if self.needs_judgement and signals.judgement is None:
+            raise CalibrationError("this model weighs the LLM's judgement, which was not asked")
         z = self.intercept + sum(
             c * (x - m) / s
-            for c, x, m, s in zip(self.coef, signals.vector(), self.mean, self.scale, strict=True)
+            for c, x, m, s in zip(
+                self.coef, signals.vector(self.features), self.mean, self.scale, strict=True
+            )
         )
         return 1.0 / (1.0 + math.exp(-z))
 
     def refuse(self, signals: Signals, extractive: bool) -> bool:
-        probability = self.probability(signals)
+        return self.probability(signals) < self.threshold or self.refuses_missing(signals)
+
+    def refuses_missing(self, signals: Signals) -> bool:
+        """A name, number or date of the question is in no passage and the probability
+        is below ``missing_detail`` (see the setting ``missing_detail_refusal``)."""
         absent = signals.missing_names + signals.missing_numbers > 0
-        return probability < self.threshold or (absent and probability < self.missing_detail)
+        return absent and self.probability(signals) < self.missing_detail
 
     def refuse_unusable(self, top_dense: float) -> bool:
         return top_dense < self.echo_min_dense
@@ -104,7 +124,7 @@ class FittedCalibrator:
 
     def save(self, path: Path) -> None:
         data = {
-            "features": Signals.names(),
+            "features": self.features,
             "mean": self.mean,
             "scale": self.scale,
             "coef": self.coef,
@@ -119,7 +139,7 @@ class FittedCalibrator:
     def load(cls, path: Path, settings: Settings) -> FittedCalibrator:
         try:
             data = json.loads(path.read_text("utf-8"))
-            if data["features"] != Signals.names():
+            if data["features"] not in (Signals.names(), [*Signals.names(), JUDGEMENT]):
                 raise CalibrationError(
                     f"{path} was fitted on other signals; fit it again with `rag calibrate`"
                 )
@@ -133,11 +153,33 @@ class FittedCalibrator:
                 stand_in=settings.extractive_stand_in,
                 missing_detail=settings.missing_detail_refusal,
                 meta=data.get("meta", {}),
+                features=list(data["features"]),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, CalibrationError):
                 raise
             raise CalibrationError(f"cannot read the calibration file {path}: {exc}") from None
+
+
+@dataclass
+class JudgedCalibrator:
+    """With an LLM: ``judged``, fitted on the signals and the LLM's judgement, decides
+    whether to refuse; ``plain``, the model over the signals alone, keeps the rules whose
+    settings were set on its probabilities (a missing detail, the extractive stand-in)."""
+
+    judged: FittedCalibrator
+    plain: FittedCalibrator
+    needs_judgement = True
+
+    def refuse(self, signals: Signals, extractive: bool) -> bool:
+        below = self.judged.probability(signals) < self.judged.threshold
+        return below or self.plain.refuses_missing(signals)
+
+    def refuse_unusable(self, top_dense: float) -> bool:
+        return self.plain.refuse_unusable(top_dense)
+
+    def extractive_stands_in(self, signals: Signals) -> bool:
+        return self.plain.extractive_stands_in(signals)
 
 
 def calibration_path(settings: Settings) -> Path:
@@ -148,16 +190,24 @@ def calibration_path(settings: Settings) -> Path:
     return own if own.exists() else SHIPPED
 
 
-def load_calibrator(settings: Settings) -> Calibrator:
-    """The calibrator the settings ask for. A fitted file for another embedding model
-    does not fit its cosines: then the hand-set rule, with a warning to fit one."""
+def judged_path(plain: Path) -> Path:
+    """Where the model with the LLM's judgement sits: beside the model without it."""
+    return plain.with_name(f"{plain.stem}-judged{plain.suffix}")
+
+
+def load_calibrator(settings: Settings, llm=None) -> Calibrator:
+    """The calibrator the settings ask for, with ``llm`` (None: answers without an LLM).
+
+    A fitted file for another embedding model does not fit its cosines: then the
+    hand-set rule, with a warning to fit one. With an LLM, the model that weighs its
+    judgement when one was fitted for this LLM and this prompt, else the plain model."""
     if settings.calibration == "threshold":
         return ThresholdCalibrator(settings)
     path = calibration_path(settings)
     fitted = FittedCalibrator.load(path, settings)
     model = fitted.meta.get("embedding_model")
     if model and model != settings.embedding_model:
-        log.warning(
+        _warn_once(
             "%s was fitted for the embedding model %s, not %s: refusing by the hand-set "
             "rule; run `rag calibrate QUESTIONS.jsonl` to fit your own",
             path,
@@ -165,7 +215,46 @@ def load_calibrator(settings: Settings) -> Calibrator:
             settings.embedding_model,
         )
         return ThresholdCalibrator(settings)
-    return fitted
+    if llm is None or not settings.llm_judge:
+        return fitted
+    judged = _judged_for(judged_path(path), settings, getattr(llm, "name", None))
+    return fitted if judged is None else JudgedCalibrator(judged, fitted)
+
+
+def _judged_for(path: Path, settings: Settings, llm_name: str | None) -> FittedCalibrator | None:
+    """The model with the judgement at ``path``, if fitted for this LLM, prompt and
+    embedding model; else None (deciding on the signals alone), saying why."""
+    from .prompts import judge_prompt_id
+
+    if not path.exists():
+        return None
+    judged = FittedCalibrator.load(path, settings)
+    fitted_for = (
+        judged.meta.get("llm"),
+        judged.meta.get("judge_prompt"),
+        judged.meta.get("embedding_model"),
+    )
+    if fitted_for == (llm_name, judge_prompt_id(), settings.embedding_model):
+        return judged
+    _warn_once(
+        "%s was fitted for the LLM %s (judge prompt %s, embeddings %s), not %s: deciding "
+        "without the LLM's judgement; run `rag calibrate QUESTIONS.jsonl` with this LLM to "
+        "fit one",
+        path,
+        *fitted_for,
+        llm_name,
+    )
+    return None
+
+
+_warned: set[tuple] = set()
+
+
+def _warn_once(message: str, *args) -> None:
+    """A calibrator loads for every answer: each mismatch is logged once per process."""
+    if args not in _warned:
+        _warned.add(args)
+        log.warning(message, *args)
 
 
 def fit(
@@ -174,11 +263,14 @@ def fit(
     false_refusal: float,
     meta: dict | None = None,
     weights: list[float] | None = None,
+    features: list[str] | None = None,
 ) -> FittedCalibrator:
     """Fit P(answerable | signals) and set the threshold so that at most
     ``false_refusal`` of the answerable questions are refused. ``weights``: one per
     question (e.g. so that each corpus counts alike), answerable and unanswerable
-    questions are balanced within them."""
+    questions are balanced within them; ``features``: the signals weighed (default:
+    those measured without an LLM)."""
+    features = features or Signals.names()
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -188,7 +280,7 @@ def fit(
             "fitting needs answerable questions and unanswerable ones (kind 'unanswerable', "
             "'absent' or 'nearmiss')"
         )
-    x = np.array([s.vector() for s in signals])
+    x = np.array([s.vector(features) for s in signals])
     y = np.array(answerable, dtype=int)
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
@@ -207,6 +299,7 @@ def fit(
         intercept=float(model.intercept_[0]),
         threshold=0.0,
         meta=dict(meta or {}),
+        features=list(features),
     )
     fitted.threshold = operating_threshold(
         [fitted.probability(s) for s, a in zip(signals, answerable, strict=True) if a],
@@ -224,6 +317,7 @@ def held_out_refusals(
     fitted: list[bool] | None = None,
     folds: int = 5,
     shuffles: int = 3,
+    features: list[str] | None = None,
 ) -> list[list[bool]]:
     """For every question, whether models fitted without it refuse it: ``folds``-fold
     cross-validation, repeated ``shuffles`` times with fixed seeds. Only questions marked
@@ -245,6 +339,7 @@ def held_out_refusals(
                 [answerable[i] for i in train],
                 false_refusal,
                 weights=None if weights is None else [weights[i] for i in train],
+                features=features,
             )
             for i in held:
                 decisions[i].append(model.refuse(signals[i], extractive=True))
@@ -276,14 +371,17 @@ def curve(
     ]
 
 
-def collect(pipeline, questions: list[dict], progress=None) -> tuple[list[Signals], list[bool]]:
+def collect(
+    pipeline, questions: list[dict], progress=None, judge: bool = False
+) -> tuple[list[Signals], list[bool]]:
     """The signals of every question (``rag eval`` format) with ``pipeline`` (an
-    ``AnswerPipeline``), and whether each is answerable by its ``kind``."""
+    ``AnswerPipeline``), with its LLM's judgement if ``judge``, and whether each is
+    answerable by its ``kind``."""
     from .evaluate import UNANSWERABLE
 
     signals, answerable = [], []
     for item in questions:
-        signals.append(pipeline.signals(item["q"], item.get("history")))
+        signals.append(pipeline.signals(item["q"], item.get("history"), judge=judge))
         answerable.append(item["kind"] not in UNANSWERABLE)
         if progress is not None:
             progress()

@@ -249,45 +249,75 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .calibration import FILE_NAME, collect, curve, fit, held_out_refusals
+    from .calibration import FILE_NAME, collect, judged_path
     from .engine import Engine
     from .evaluate import load_questions
+    from .signals import JUDGEMENT, Signals
 
-    settings = _settings(args).replace(llm_model="", llm_url="", calibration="threshold")
+    settings = _settings(args).replace(calibration="threshold")
+    judge = settings.llm_judge and not args.no_llm and bool(settings.llm_url or settings.llm_model)
+    if not judge:
+        settings = settings.replace(llm_model="", llm_url="")
     engine = Engine(settings)
     questions = [q for path in args.files for q in load_questions(path)]
+    out = args.out or settings.index_dir / FILE_NAME
+    meta = {"embedding_model": settings.embedding_model, "fitted_on": [p.name for p in args.files]}
     with tqdm(total=len(questions), desc="signals", disable=args.json) as bar:
         signals, answerable = collect(engine.pipeline(use_llm=False), questions, bar.update)
-    meta = {
-        "embedding_model": settings.embedding_model,
-        "fitted_on": [p.name for p in args.files],
-    }
-    fitted = fit(signals, answerable, args.false_refusal, meta)
-    out = args.out or settings.index_dir / FILE_NAME
+    report = _fit_and_report(signals, answerable, args.false_refusal, meta, out, Signals.names())
+    if judge:
+        from .prompts import judge_prompt_id
+
+        pipeline = engine.pipeline(use_llm=True)
+        meta |= {"llm": pipeline.llm.name, "judge_prompt": judge_prompt_id()}
+        with tqdm(total=len(questions), desc="LLM judgements", disable=args.json) as bar:
+            signals, _ = collect(pipeline, questions, bar.update, judge=True)
+        features = [*Signals.names(), JUDGEMENT]
+        report["judged"] = _fit_and_report(
+            signals, answerable, args.false_refusal, meta, judged_path(out), features
+        )
+    report = {"questions": len(questions), **report}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    print(f"fitted on {len(questions)} questions ({sum(answerable)} answerable)")
+    _print_fit(report, "without an LLM")
+    if judge:
+        _print_fit(report["judged"], f"with the LLM's judgement ({meta['llm']})")
+    return 0
+
+
+def _fit_and_report(
+    signals, answerable: list[bool], false_refusal: float, meta: dict, out: Path, features
+) -> dict:
+    """Fit and write one model; its refusals on the fitted questions and held out."""
+    from .calibration import curve, fit, held_out_refusals
+
+    fitted = fit(signals, answerable, false_refusal, meta, features=features)
     fitted.save(out)
     probabilities = [fitted.probability(s) for s in signals]
     point = curve(probabilities, answerable, [fitted.threshold])[0]
     held = None  # cross-validation needs each kind in every fold's training questions
     if min(sum(answerable), len(answerable) - sum(answerable)) >= 5:
-        decisions = held_out_refusals(signals, answerable, args.false_refusal)
+        decisions = held_out_refusals(signals, answerable, false_refusal, features=features)
         held = _held_out_rates(decisions, answerable)
-    report = {"file": str(out), "questions": len(questions), **point, "held_out": held}
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=1))
-        return 0
+    return {"file": str(out), **point, "held_out": held}
+
+
+def _print_fit(report: dict, which: str) -> None:
     print(
-        f"fitted on {len(questions)} questions ({sum(answerable)} answerable) -> {out}\n"
-        f"threshold {fitted.threshold:.3f}: refuses {point['refusal']:.0%} of the "
-        f"unanswerable and {point['false_refusal']:.0%} of the answerable questions"
+        f"{which} -> {report['file']}\n"
+        f"  threshold {report['threshold']:.3f}: refuses {report['refusal']:.0%} of the "
+        f"unanswerable and {report['false_refusal']:.0%} of the answerable questions"
     )
+    held = report["held_out"]
     if held is None:
-        print("too few questions of each kind (5) to say how it does on new questions")
+        print("  too few questions of each kind (5) to say how it does on new questions")
     else:
         print(
-            f"on questions left out of the fit (5-fold cross-validation), as on new ones: "
+            f"  on questions left out of the fit (5-fold cross-validation), as on new ones: "
             f"{held['refusal']:.0%} and {held['false_refusal']:.0%}"
         )
-    return 0
 
 
 def _held_out_rates(decisions: list[list[bool]], answerable: list[bool]) -> dict[str, float]:
@@ -393,7 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="share of answerable questions it may refuse (default 0.05)",
     )
-    p.add_argument("--out", type=Path, help="where to write it (default: INDEX/calibration.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where to write it (default: INDEX/calibration.json; with an LLM also "
+        "INDEX/calibration-judged.json)",
+    )
+    p.add_argument(
+        "--no-llm",
+        action="store_true",
+        help="fit only the model for answers without an LLM (no LLM judgements)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
 

@@ -12,8 +12,8 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +186,37 @@ class LlamaCppLLM:
                     if text:
                         yield text
 
+    def judge(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """log P(yes) − log P(no) for the first token of the reply to ``messages``: each
+        the total probability of the tokens that ``yes`` / ``no`` spellings begin with.
+        One prefill, nothing generated (the token sampled after it is discarded)."""
+        tokens = self.render(messages)
+        if len(tokens) + 1 > self.context_size:
+            raise LLMError(
+                f"prompt of {len(tokens)} tokens does not fit the context ({self.context_size})"
+            )
+        first = {word: self._first_tokens(word) for word in (yes, no)}
+        seen: list[float] = []
+
+        def read(_ids, logits: np.ndarray) -> np.ndarray:
+            values = np.asarray(logits, dtype=np.float64)
+            log_p = values - np.logaddexp.reduce(values)
+            seen.extend(float(np.logaddexp.reduce(log_p[first[w]])) for w in (yes, no))
+            return logits
+
+        with self._lock:
+            self._check_file()
+            if not self.reuse_prefix:
+                self.llama.reset()
+            self.llama.create_completion(
+                tokens, max_tokens=1, temperature=0.0, logits_processor=[read]
+            )
+        return seen[0] - seen[1]
+
+    def _first_tokens(self, words: tuple[str, ...]) -> list[int]:
+        ids = {self.llama.tokenize(w.encode("utf-8"), add_bos=False)[0] for w in words}
+        return sorted(ids)
+
 
 class TokenLogprobs:
     """Appends the log-probability of each generated token to ``into``, from the logits
@@ -238,21 +269,63 @@ class OpenAICompatibleLLM:
             "temperature": temperature,
             "stream": True,
         }
-        where = f"the LLM server at {self.url}"
+        with (
+            self._errors(),
+            httpx.Client(timeout=self.timeout) as client,
+            client.stream(
+                "POST",
+                f"{self.url}/chat/completions",
+                json=body,
+                headers={"Accept": "text/event-stream"},
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                detail = _error_text(response.read().decode("utf-8", "replace"))
+                raise LLMError(f"{self.where} answered HTTP {response.status_code}: {detail}")
+            yield from _sse_pieces(response.iter_lines(), self.where)
+
+    def judge(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """log P(yes) − log P(no) for the reply's first token, from the server's
+        ``top_logprobs``; a word not among them counts as likely as the least likely
+        listed. A server that gives no log-probabilities cannot judge: an error."""
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": 20,
+        }
+        with self._errors(), httpx.Client(timeout=self.timeout) as client:
+            response = client.post(f"{self.url}/chat/completions", json=body)
+            if response.status_code >= 400:
+                detail = _error_text(response.text)
+                raise LLMError(f"{self.where} answered HTTP {response.status_code}: {detail}")
+            try:
+                choice = response.json()["choices"][0]
+                top = choice["logprobs"]["content"][0]["top_logprobs"]
+                listed = [(str(t["token"]), float(t["logprob"])) for t in top]
+            except (ValueError, KeyError, IndexError, TypeError):
+                listed = []
+        if not listed:
+            raise LLMError(
+                f"{self.where} gave no log-probabilities (top_logprobs), which the "
+                "answer-or-refuse decision reads from the LLM; set RAG_LLM_JUDGE=false "
+                "to decide without them"
+            )
+        floor = min(logprob for _, logprob in listed)
+        return _listed_log_p(listed, yes, floor) - _listed_log_p(listed, no, floor)
+
+    @property
+    def where(self) -> str:
+        return f"the LLM server at {self.url}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Every way of not reaching the server, as an ``LLMError`` that says which."""
+        where = self.where
         try:
-            with (
-                httpx.Client(timeout=self.timeout) as client,
-                client.stream(
-                    "POST",
-                    f"{self.url}/chat/completions",
-                    json=body,
-                    headers={"Accept": "text/event-stream"},
-                ) as response,
-            ):
-                if response.status_code >= 400:
-                    detail = _error_text(response.read().decode("utf-8", "replace"))
-                    raise LLMError(f"{where} answered HTTP {response.status_code}: {detail}")
-                yield from _sse_pieces(response.iter_lines(), where)
+            yield
         except httpx.ConnectError as exc:
             raise LLMError(f"{where} did not answer (is it running?): {exc}") from exc
         except httpx.TimeoutException as exc:
@@ -261,6 +334,18 @@ class OpenAICompatibleLLM:
             ) from exc
         except httpx.HTTPError as exc:
             raise LLMError(f"{where} is unreachable or broke the connection: {exc}") from exc
+
+
+def _listed_log_p(listed: list[tuple[str, float]], words: tuple[str, ...], floor: float) -> float:
+    """The log of the total probability of the listed tokens that begin one of ``words``
+    (a token "д" or " да" begins "да"); ``floor`` when none does."""
+    spellings = {w.strip().lower() for w in words}
+    matching = [
+        logprob
+        for token, logprob in listed
+        if (t := token.strip().lower()) and any(s.startswith(t) for s in spellings)
+    ]
+    return float(np.logaddexp.reduce(matching)) if matching else floor
 
 
 def _error_text(payload: str) -> str:
@@ -384,10 +469,9 @@ class SharedLLM:
     def __getattr__(self, name: str):
         return getattr(self.backend, name)
 
-    def stream_in_turn(
-        self, messages: list[dict], max_tokens: int, temperature: float
-    ) -> Iterator[str | Waiting]:
-        """The answer's text pieces, preceded by ``Waiting`` while others hold the slots."""
+    def _turn(self) -> Iterator[Waiting]:
+        """``Waiting`` while others hold the slots, until this caller holds one (it must
+        then ``release`` it); leaving the line on Stop or a closed tab."""
         ticket = self.slots.join()
         try:
             while place := self.slots.take(ticket, self.every):
@@ -395,6 +479,12 @@ class SharedLLM:
         except BaseException:
             self.slots.leave(ticket)
             raise
+
+    def stream_in_turn(
+        self, messages: list[dict], max_tokens: int, temperature: float
+    ) -> Iterator[str | Waiting]:
+        """The answer's text pieces, preceded by ``Waiting`` while others hold the slots."""
+        yield from self._turn()
         try:
             pieces = self.backend.stream(messages, max_tokens, temperature)
             try:
@@ -405,6 +495,26 @@ class SharedLLM:
                     close()
         finally:
             self.slots.release()
+
+    def judge_in_turn(
+        self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]
+    ) -> Generator[Waiting, None, float]:
+        """The backend's ``judge``, in line with the answers: ``Waiting`` events, then
+        the judgement as the generator's return value."""
+        yield from self._turn()
+        try:
+            return self.backend.judge(messages, yes, no)
+        finally:
+            self.slots.release()
+
+    def judge(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """The judgement only (waiting silently for a slot)."""
+        turn = self.judge_in_turn(messages, yes, no)
+        while True:
+            try:
+                next(turn)
+            except StopIteration as done:
+                return done.value
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
         """The text pieces only (waiting silently for a slot)."""

@@ -105,3 +105,38 @@ def rewrite_messages(history: list[tuple[str, str]], question: str) -> list[dict
         {"role": "assistant", "content": REWRITE_EXAMPLE[1]},
         {"role": "user", "content": f"История:\n{turns}\n\nПоследний вопрос: {question}"},
     ]
+
+
+# The answer-or-refuse decision asks the LLM one thing about the quoted sentences (the
+# extractive answer): do they answer exactly this question? Its log-odds of "да" against
+# "нет" for its first answer token is one more signal (rag.signals.Signals.judgement).
+# The wording is part of the signal: another one ranked the news off-topic calibration
+# questions at AUC 0.760 against this one's 0.996 (docs/calibration.md), so a change here
+# needs the judged model fitted again (bench/judge.py), as does another LLM.
+JUDGE_SYSTEM = (
+    "Ты внимательно проверяешь, содержит ли текст ответ на вопрос. "
+    "Отвечай одним словом: да или нет."
+)
+JUDGE_USER = (
+    "Текст: {text}\n\nВопрос: {question}\n\n"
+    "Есть ли в тексте ответ именно на этот вопрос? Ответь да или нет."
+)
+# the spellings the answer's first token may begin: "yes" and "no"
+JUDGE_YES = ("да", "Да", " да", " Да", "ДА")
+JUDGE_NO = ("нет", "Нет", " нет", " Нет", "НЕТ")
+
+
+def judge_messages(text: str, question: str) -> list[dict]:
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": JUDGE_USER.format(text=text, question=question)},
+    ]
+
+
+def judge_prompt_id() -> str:
+    """A short digest of the judge's prompt: a fitted model records the prompt it was
+    fitted with, and is not used with another."""
+    import hashlib
+
+    text = "\n".join([JUDGE_SYSTEM, JUDGE_USER, *JUDGE_YES, *JUDGE_NO])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

@@ -178,6 +178,15 @@ class Settings(BaseSettings):
     calibration_file: Path | None = _f(
         None, "answers", "fitted answer-or-refuse model (from `rag calibrate`)"
     )
+    # With an LLM, the decision also weighs the LLM's judgement of the quoted sentences
+    # (one prefill, ~1-2 s on 2 cores, before the answer is shown) by the model fitted with
+    # it beside calibration_file (<name>-judged.json), when that one was fitted for this LLM
+    # and prompt. On the calibration parts it raised the refusal of off-topic news
+    # questions 0.667 -> 0.867 cross-validated (docs/calibration.md). A server must give
+    # top_logprobs for it.
+    llm_judge: bool = _f(
+        True, "answers", "weigh the LLM's judgement of the quoted sentences", strict=False
+    )
     # When the LLM refuses, or writes an answer its passages do not support, after the
     # fitted model let the question through: from this probability that the articles
     # answer, the extractive answer is shown instead. Set on the calibration parts

@@ -32,13 +32,25 @@ class Signals:
     answer_overlap: float  # share of the question's words in the extractive answer
     off_type: float  # 1: the extractive answer is not the kind asked for (a bare date …)
     crosslingual: float  # 1: asked in another language than the passages are written in
+    # With an LLM: its log-odds that the extractive answer answers exactly the question
+    # (prompts.JUDGE_USER); None when no LLM was asked. Not one of ``names()``: the model
+    # for answering without an LLM cannot weigh it.
+    judgement: float | None = None
 
     @classmethod
     def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        """The signals measured without an LLM."""
+        return [f.name for f in fields(cls) if f.name != JUDGEMENT]
 
-    def vector(self) -> list[float]:
-        return [float(v) for v in asdict(self).values()]
+    def vector(self, features: list[str] | None = None) -> list[float]:
+        """The values of ``features`` (default: ``names()``), in that order."""
+        values = asdict(self)
+        return [float(values[name]) for name in features or self.names()]
+
+
+JUDGEMENT = "judgement"
+# no sentence to judge: as sure a "no" as the LLM's surest (log-odds of about -20)
+NOTHING_TO_JUDGE = -20.0
 
 
 def measure(

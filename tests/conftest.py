@@ -65,12 +65,16 @@ def built_engine(tmp_path_factory, embedder) -> Engine:
     return engine
 
 
-def run_cli(engine: Engine, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``rag ARGS`` in a fresh process against ``engine``'s corpus and index."""
+def run_cli(
+    engine: Engine, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``rag ARGS`` in a fresh process against ``engine``'s corpus and index, with
+    ``env`` added to the environment."""
     env = dict(
         os.environ,
         RAG_CORPUS_DIR=str(engine.settings.corpus_dir),
         RAG_INDEX_DIR=str(engine.settings.index_dir),
+        **(env or {}),
     )
     return subprocess.run(
         [sys.executable, "-m", "rag.cli", *args],

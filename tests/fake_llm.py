@@ -12,14 +12,26 @@ from rag.evidence import approx_tokens
 class ScriptedLLM:
     """Replies with ``replies`` in turn (the last one again once they run out); a reply
     may be a function of the messages. Token counts are the approximate ones answering
-    uses without an LLM, so the passages are those of an extractive answer."""
+    uses without an LLM, so the passages are those of an extractive answer. Asked to
+    judge, it gives ``judgement`` (log-odds of "yes") and records the prompt."""
 
     name = "scripted"
 
-    def __init__(self, *replies: str | Callable[[list[dict]], str], context_size: int = 2048):
+    def __init__(
+        self,
+        *replies: str | Callable[[list[dict]], str],
+        context_size: int = 2048,
+        judgement: float = 0.0,
+    ):
         self.replies = list(replies)
         self.context_size = context_size
         self.prompts: list[list[dict]] = []
+        self.judgement = judgement
+        self.judged: list[list[dict]] = []
+
+    def judge(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        self.judged.append(messages)
+        return self.judgement
 
     def count_tokens(self, text: str) -> int:
         return approx_tokens(text)

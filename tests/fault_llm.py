@@ -2,7 +2,9 @@
 
 The first path segment picks the behaviour: ``/ok/v1``, ``/http500/v1``, ``/model404/v1``,
 ``/error_event/v1`` (two pieces, then an error event), ``/cut/v1`` (two pieces, then the
-connection closes) and ``/slow/v1`` (silent for ``SLOW_SECONDS``)."""
+connection closes) and ``/slow/v1`` (silent for ``SLOW_SECONDS``). A request that does not
+ask to stream (the LLM's one-token judgement) gets one JSON completion: with the
+``TOP_LOGPROBS`` of its token from ``/ok/v1``, with none from ``/nologprobs/v1``."""
 
 from __future__ import annotations
 
@@ -14,12 +16,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SLOW_SECONDS = 5.0
 ANSWER = "В 2014 году предотвращено 11 терактов [1]."
+TOP_LOGPROBS = [("Да", -0.2), (" нет", -2.0), ("Нет", -3.0), ("The", -5.0)]
 
 
 def _chunk(text: str | None, finish: str | None = None) -> bytes:
     delta = {"content": text} if text is not None else {}
     body = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+
+
+def _completion(logprobs: bool) -> dict:
+    """A one-token chat completion, with the log-probabilities of its token if asked."""
+    choice: dict = {"index": 0, "message": {"role": "assistant", "content": "Да"}}
+    choice["finish_reason"] = "length"
+    if logprobs:
+        top = [{"token": t, "logprob": p} for t, p in TOP_LOGPROBS]
+        choice["logprobs"] = {"content": [{"token": "Да", "logprob": -0.2, "top_logprobs": top}]}
+    return {"choices": [choice]}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -42,12 +55,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
+        request = json.loads(self.rfile.read(length) or b"{}")
         mode = self.path.strip("/").split("/")[0]
         if mode == "http500":
             return self._send(500, {"error": {"message": "CUDA out of memory", "code": 500}})
         if mode == "model404":
             return self._send(404, {"error": {"message": "model 'nope' not found"}})
+        if not request.get("stream"):
+            return self._send(200, _completion(mode != "nologprobs"))
         if mode == "slow":
             time.sleep(SLOW_SECONDS)
         self.send_response(200)

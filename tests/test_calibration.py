@@ -145,7 +145,7 @@ def test_rag_calibrate_fits_an_archive_and_says_how_it_does_on_new_questions(
     path.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in chosen), "utf-8")
     out = tmp_path / "calibration.json"
 
-    done = run_cli(built_engine, "calibrate", str(path), "--out", str(out), "--json")
+    done = run_cli(built_engine, "calibrate", str(path), "--out", str(out), "--json", "--no-llm")
     report = json.loads(done.stdout)
     assert report["questions"] == len(chosen) and report["file"] == str(out)
     for figures in (report, report["held_out"]):
@@ -156,5 +156,6 @@ def test_rag_calibrate_fits_an_archive_and_says_how_it_does_on_new_questions(
 
     few = tmp_path / "few.jsonl"
     few.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in chosen[5:]), "utf-8")
-    done = run_cli(built_engine, "calibrate", str(few), "--out", str(tmp_path / "few.json"))
+    few_out = str(tmp_path / "few.json")
+    done = run_cli(built_engine, "calibrate", str(few), "--out", few_out, "--no-llm")
     assert "too few questions of each kind" in done.stdout
