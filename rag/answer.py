@@ -4,11 +4,11 @@
 evidence (before any LLM work), answer tokens as they come, and a final result with
 verified citations and timings (``rag.events``). Between the evidence and the answer,
 with an LLM and a decision model fitted for it, the LLM judges whether the quoted
-sentences answer the question (one prefill, in line with other answers). A follow-up that the LLM rewrites first
-gets a provisional evidence event before the rewrite, so that passages show within a
-second. The pipeline is made from its parts (retriever, embedder, LLM, calibrator) and
-calls only them; ``ask`` builds it from an ``Engine`` and yields the events as dicts,
-which the UI, the API, the CLI and the benchmarks consume.
+sentences answer the question (one prefill, in line with other answers). A follow-up
+that the LLM rewrites first gets a provisional evidence event before the rewrite, so
+that passages show within a second. The pipeline is made from its parts (retriever,
+embedder, LLM, calibrator) and calls only them; ``ask`` builds it from an ``Engine`` and
+yields the events as dicts, which the UI, the API, the CLI and the benchmarks consume.
 """
 
 from __future__ import annotations
@@ -262,13 +262,16 @@ class AnswerPipeline:
     ) -> Generator[Event, None, Signals]:
         """``signals`` with the LLM's judgement, yielding its place in line meanwhile."""
         asking = self.judgement(question, candidate)
-        while True:
-            try:
-                waiting = next(asking)
-            except StopIteration as done:
-                timings["judged_s"] = time.perf_counter() - started
-                return replace(signals, judgement=done.value)
-            yield Queued(waiting.position)
+        try:
+            while True:
+                try:
+                    waiting = next(asking)
+                except StopIteration as done:
+                    timings["judged_s"] = time.perf_counter() - started
+                    return replace(signals, judgement=done.value)
+                yield Queued(waiting.position)
+        finally:
+            asking.close()  # abandoned while waiting (Stop): leave the line at once
 
     def _ask_llm(
         self,
