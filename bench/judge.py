@@ -20,7 +20,8 @@ fitted decision's cross-validated refusals with and without it as one more signa
 ``--fit`` fits the model answering uses with the LLM on the parts ``bench/calibrate.py``
 fits. Only calibration parts are read, except by ``--test``, which collects the test
 parts once (``bench/data/judge-test.jsonl``) and reports the shipped decision there,
-with the LLM's judgement and without it; it fits nothing.
+with the LLM's judgement and without it, and the refusal / false-refusal curve of the
+decision with it at other thresholds; it fits nothing.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, load_questions  # noqa: E402
 from rag.prompts import judge_prompt_id  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.signals import JUDGEMENT, Signals  # noqa: E402
+from rag.signals import Signals  # noqa: E402
 
 OUT = ROOT / "bench" / "data" / "judge.jsonl"
 TEST_OUT = ROOT / "bench" / "data" / "judge-test.jsonl"
 # the parts bench/calibrate.py fits on, and those it only checks
 PARTS = {**FITTED_PARTS, **CHECK_PARTS}
-WITH_JUDGEMENT = [*Signals.names(), JUDGEMENT]
+WITH_JUDGEMENT = Signals.judged_names()
 
 
 def collect(parts: dict, threads: int) -> tuple[list[dict], str]:
@@ -201,6 +202,34 @@ def test_parts(rows: list[dict]) -> None:
             print(f"| {part} | {kind} ({len(chosen)}) | {cells[0]} | {cells[1]} |")
 
 
+CURVE_THRESHOLDS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+
+
+def test_curve(rows: list[dict]) -> None:
+    """The shipped decision with the judgement at other thresholds of the judged model
+    (the missing-detail rule kept): refusal against false refusal on each test part and
+    on all of them together. The threshold was chosen on the calibration parts; this
+    shows what another choice would have given, it does not choose."""
+    settings = Settings.from_env()
+    plain = FittedCalibrator.load(SHIPPED, settings)
+    judged = FittedCalibrator.load(judged_path(SHIPPED), settings)
+    thresholds = sorted({*CURVE_THRESHOLDS, judged.threshold})
+    print("\n| part | threshold | refusal (unanswerable) | false refusal |")
+    print("|---|---|---|---|")
+    for part in [*TEST_PARTS, "all"]:
+        chosen = [r for r in rows if part in ("all", r["part"])]
+        for threshold in thresholds:
+            cells = []
+            for answerable in (False, True):
+                kind = [as_signals(r) for r in chosen if r["answerable"] == answerable]
+                refused = [
+                    judged.probability(s) < threshold or plain.refuses_missing(s) for s in kind
+                ]
+                cells.append(f"{sum(refused) / len(refused):.3f}" if refused else "–")
+            mark = " (shipped)" if threshold == judged.threshold else ""
+            print(f"| {part} | {threshold:.3f}{mark} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--analyse-only", action="store_true")
@@ -213,6 +242,7 @@ def main() -> int:
             rows, _ = collect(TEST_PARTS, args.threads)
             write(TEST_OUT, rows)
         test_parts(read(TEST_OUT))
+        test_curve(read(TEST_OUT))
         return 0
     llm = None
     if not args.analyse_only:

@@ -35,7 +35,7 @@ from .extractive import extractive_answer
 from .faithfulness import missing_details
 from .followup import contextual_query, needs_rewrite, standalone_question
 from .lexical import tokenize
-from .llm import Waiting
+from .llm import Waiting, waited
 from .questions import QuestionError, clean_question, language
 from .retrieve import Hit
 from .settings import Settings
@@ -139,7 +139,7 @@ class AnswerPipeline:
         signals, candidate = self.assess(standalone, self.evidence(standalone, filters=applied))
         if judge:
             asked = self.judgement(standalone, candidate)
-            signals = replace(signals, judgement=_finish(asked))
+            signals = replace(signals, judgement=waited(asked))
         return signals, candidate, standalone
 
     def run(
@@ -432,15 +432,6 @@ class AnswerPipeline:
         if self.calibrator.refuse(signals, extractive=True):
             return True, None, raw
         return False, fallback, self._extractive(question, passages, similarity)
-
-
-def _finish(steps: Generator[Waiting, None, float]) -> float:
-    """The return value of a generator that only waits: waiting silently."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
 
 
 def _refusal(question: str, lang: str, passages: list[Passage]) -> str:

@@ -138,21 +138,21 @@ class FittedCalibrator:
     @classmethod
     def load(cls, path: Path, settings: Settings) -> FittedCalibrator:
         try:
-            data = json.loads(path.read_text("utf-8"))
-            if data["features"] not in (Signals.names(), [*Signals.names(), JUDGEMENT]):
+            data = _read(path)
+            if data["features"] not in (Signals.names(), Signals.judged_names()):
                 raise CalibrationError(
                     f"{path} was fitted on other signals; fit it again with `rag calibrate`"
                 )
             return cls(
-                mean=data["mean"],
-                scale=data["scale"],
-                coef=data["coef"],
+                mean=list(data["mean"]),
+                scale=list(data["scale"]),
+                coef=list(data["coef"]),
                 intercept=float(data["intercept"]),
                 threshold=float(data["threshold"]),
                 echo_min_dense=settings.echo_refusal_min_dense,
                 stand_in=settings.extractive_stand_in,
                 missing_detail=settings.missing_detail_refusal,
-                meta=data.get("meta", {}),
+                meta=dict(data.get("meta", {})),
                 features=list(data["features"]),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -245,6 +245,20 @@ def _judged_for(path: Path, settings: Settings, llm_name: str | None) -> FittedC
         llm_name,
     )
     return None
+
+
+_files: dict[Path, tuple[tuple[int, int], dict]] = {}
+
+
+def _read(path: Path) -> dict:
+    """The JSON in ``path``, parsed again only when the file changes (a calibrator is
+    loaded for every answer, so a re-fitted file takes effect with the next one)."""
+    stat = path.stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _files.get(path)
+    if cached is None or cached[0] != version:
+        cached = _files[path] = (version, json.loads(path.read_text("utf-8")))
+    return cached[1]
 
 
 _warned: set[tuple] = set()

@@ -252,7 +252,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import FILE_NAME, collect, judged_path
     from .engine import Engine
     from .evaluate import load_questions
-    from .signals import JUDGEMENT, Signals
+    from .signals import Signals
 
     settings = _settings(args).replace(calibration="threshold")
     judge = settings.llm_judge and not args.no_llm and bool(settings.llm_url or settings.llm_model)
@@ -272,9 +272,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         meta |= {"llm": pipeline.llm.name, "judge_prompt": judge_prompt_id()}
         with tqdm(total=len(questions), desc="LLM judgements", disable=args.json) as bar:
             signals, _ = collect(pipeline, questions, bar.update, judge=True)
-        features = [*Signals.names(), JUDGEMENT]
         report["judged"] = _fit_and_report(
-            signals, answerable, args.false_refusal, meta, judged_path(out), features
+            signals, answerable, args.false_refusal, meta, judged_path(out), Signals.judged_names()
         )
     report = {"questions": len(questions), **report}
     if args.json:

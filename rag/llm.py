@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -96,6 +97,7 @@ class LlamaCppLLM:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self.reuse_prefix = settings.llm_reuse_prefix
         self._lock = threading.Lock()  # one generation at a time on one context
+        self._first: dict[tuple[str, ...], list[int]] = {}  # judge's words -> first tokens
         self._prefix: list[int] = []
         self._prefix_state = None
 
@@ -199,8 +201,7 @@ class LlamaCppLLM:
         seen: list[float] = []
 
         def read(_ids, logits: np.ndarray) -> np.ndarray:
-            values = np.asarray(logits, dtype=np.float64)
-            log_p = values - np.logaddexp.reduce(values)
+            log_p = _log_softmax(logits)
             seen.extend(float(np.logaddexp.reduce(log_p[first[w]])) for w in (yes, no))
             return logits
 
@@ -214,8 +215,19 @@ class LlamaCppLLM:
         return seen[0] - seen[1]
 
     def _first_tokens(self, words: tuple[str, ...]) -> list[int]:
-        ids = {self.llama.tokenize(w.encode("utf-8"), add_bos=False)[0] for w in words}
-        return sorted(ids)
+        """The tokens ``words`` begin with (tokenized once per model)."""
+        if words not in self._first:
+            ids = {self.llama.tokenize(w.encode("utf-8"), add_bos=False)[0] for w in words}
+            self._first[words] = sorted(ids)
+        return self._first[words]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities from one row of llama.cpp's logits (in float64: the vocabulary
+    is large enough for float32 sums to lose the small ones)."""
+    values = np.asarray(logits, dtype=np.float64)
+    top = values.max()
+    return values - (top + np.log(np.exp(values - top).sum()))
 
 
 class TokenLogprobs:
@@ -231,9 +243,7 @@ class TokenLogprobs:
     def __call__(self, input_ids, logits: np.ndarray) -> np.ndarray:
         if self.previous is not None:  # the token sampled last step is now the last input
             self.into.append(float(self.previous[int(input_ids[-1])]))
-        values = np.asarray(logits, dtype=np.float64)
-        top = values.max()
-        self.previous = values - (top + np.log(np.exp(values - top).sum()))
+        self.previous = _log_softmax(logits)
         return logits
 
 
@@ -404,6 +414,18 @@ class Waiting:
     position: int
 
 
+Returned = TypeVar("Returned")
+
+
+def waited(steps: Generator[Waiting, None, Returned]) -> Returned:
+    """The return value of a generator that only yields ``Waiting``: waiting silently."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 class SlotQueue:
     """The engine's one limit on answers generated at once, first come first served.
 
@@ -509,12 +531,7 @@ class SharedLLM:
 
     def judge(self, messages: list[dict], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
         """The judgement only (waiting silently for a slot)."""
-        turn = self.judge_in_turn(messages, yes, no)
-        while True:
-            try:
-                next(turn)
-            except StopIteration as done:
-                return done.value
+        return waited(self.judge_in_turn(messages, yes, no))
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
         """The text pieces only (waiting silently for a slot)."""

@@ -8,6 +8,8 @@ questions (see ``rag.llm``); only the passages and the question change.
 
 from __future__ import annotations
 
+from functools import cache
+
 REFUSAL = {
     "ru": "В найденных статьях нет ответа на этот вопрос.",
     "en": "The articles found do not answer this question.",
@@ -133,6 +135,7 @@ def judge_messages(text: str, question: str) -> list[dict]:
     ]
 
 
+@cache
 def judge_prompt_id() -> str:
     """A short digest of the judge's prompt: a fitted model records the prompt it was
     fitted with, and is not used with another."""

@@ -42,6 +42,12 @@ class Signals:
         """The signals measured without an LLM."""
         return [f.name for f in fields(cls) if f.name != JUDGEMENT]
 
+    @classmethod
+    def judged_names(cls) -> list[str]:
+        """The signals with the LLM's judgement: what the model for answering with an
+        LLM weighs."""
+        return [*cls.names(), JUDGEMENT]
+
     def vector(self, features: list[str] | None = None) -> list[float]:
         """The values of ``features`` (default: ``names()``), in that order."""
         values = asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import replace
 
@@ -72,6 +73,19 @@ def test_the_file_round_trips_and_a_foreign_one_is_named(tmp_path, data):
     path.write_text("not json", "utf-8")
     with pytest.raises(CalibrationError, match="cannot read"):
         load_calibrator(fitted_settings)
+
+
+def test_a_file_fitted_again_takes_effect_with_the_next_answer(tmp_path, data):
+    settings = Settings.from_env(index_dir=tmp_path, calibration="fitted")
+    path = tmp_path / "calibration.json"
+    meta = {"embedding_model": settings.embedding_model}
+    fit(*data, 0.05, meta=meta).save(path)
+    first = load_calibrator(settings)
+    assert load_calibrator(settings).threshold == first.threshold  # read once, kept
+    fit(*data, 0.30, meta=meta).save(path)
+    later = path.stat().st_mtime_ns + 1_000_000_000  # a fit takes seconds, not microseconds
+    os.utime(path, ns=(later, later))
+    assert load_calibrator(settings).threshold > first.threshold
 
 
 def test_a_fit_for_another_embedding_model_falls_back_to_the_rule(tmp_path, data, caplog):

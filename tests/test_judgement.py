@@ -31,13 +31,13 @@ from rag.evaluate import UNANSWERABLE, load_questions
 from rag.llm import LlamaCppLLM, LLMError, OpenAICompatibleLLM, SharedLLM, SlotQueue, Waiting
 from rag.models import DEFAULT_MODELS, MODELS
 from rag.settings import PROJECT_ROOT, Settings
-from rag.signals import JUDGEMENT, Signals
+from rag.signals import Signals
 from tests import fault_llm
 from tests.conftest import run_cli
 from tests.fake_llm import ScriptedLLM
 
 QUESTION = "Сколько терактов предотвращено с 2014 года?"
-WITH_JUDGEMENT = [*Signals.names(), JUDGEMENT]
+WITH_JUDGEMENT = Signals.judged_names()
 
 
 def _by_judgement() -> FittedCalibrator:
