@@ -187,7 +187,7 @@ class AnswerPipeline:
 
         decided_on = standalone if question_filters else _without_time(standalone, documents)
         signals, candidate = self.assess(decided_on, found)
-        if llm is not None and passages and self.calibrator.needs_judgement:
+        if llm is not None and passages and self.calibrator.needs_judgement(signals):
             signals = yield from self._judge(decided_on, candidate, signals, started, timings)
         weak = not passages or self.calibrator.refuse(signals, extractive=llm is None)
         # "quote": the LLM only decides unsure questions and adds a lead to the sentences

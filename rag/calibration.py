@@ -36,7 +36,10 @@ class CalibrationError(RagError, ValueError):
 
 
 class Calibrator(Protocol):
-    needs_judgement: bool  # its signals must hold the LLM's judgement (rag.signals)
+    def needs_judgement(self, signals: Signals) -> bool:
+        """The decision on ``signals`` depends on the LLM's judgement (``rag.signals``):
+        ask the LLM for it first."""
+        ...
 
     def refuse(self, signals: Signals, extractive: bool) -> bool:
         """Refuse before any LLM work; ``extractive``: the extractive answer is the one
@@ -59,7 +62,8 @@ class ThresholdCalibrator:
     refuse when the best passage is far and the corpus knows few of the question's
     words, or when an extractive answer is not the kind asked for."""
 
-    needs_judgement = False
+    def needs_judgement(self, signals: Signals) -> bool:
+        return False
 
     def __init__(self, settings: Settings):
         self.min_dense = settings.refusal_min_dense
@@ -93,11 +97,14 @@ class FittedCalibrator:
     features: list[str] = field(default_factory=Signals.names)
 
     @property
-    def needs_judgement(self) -> bool:
+    def weighs_judgement(self) -> bool:
         return JUDGEMENT in self.features
 
+    def needs_judgement(self, signals: Signals) -> bool:
+        return self.weighs_judgement
+
     def probability(self, signals: Signals) -> float:
-        if self.needs_judgement and signals.judgement is None:
+        if self.weighs_judgement and signals.judgement is None:
             raise CalibrationError("this model weighs the LLM's judgement, which was not asked")
         z = self.intercept + sum(
             c * (x - m) / s
@@ -169,11 +176,15 @@ class JudgedCalibrator:
 
     judged: FittedCalibrator
     plain: FittedCalibrator
-    needs_judgement = True
+
+    def needs_judgement(self, signals: Signals) -> bool:
+        """Not when a missing detail refuses anyway: the LLM's prefill is saved."""
+        return not self.plain.refuses_missing(signals)
 
     def refuse(self, signals: Signals, extractive: bool) -> bool:
-        below = self.judged.probability(signals) < self.judged.threshold
-        return below or self.plain.refuses_missing(signals)
+        if self.plain.refuses_missing(signals):
+            return True
+        return self.judged.probability(signals) < self.judged.threshold
 
     def refuse_unusable(self, top_dense: float) -> bool:
         return self.plain.refuse_unusable(top_dense)

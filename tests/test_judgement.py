@@ -91,6 +91,18 @@ def test_without_a_judged_model_the_llm_is_not_asked(built_engine):
     assert llm.judged == [] and done.signals.judgement is None and not done.refused
 
 
+def test_a_question_a_missing_detail_refuses_is_not_judged(built_engine):
+    """A name or number of the question in no passage refuses an unsure question whatever
+    the LLM would say: it is refused without the judgement's prefill."""
+    llm = ScriptedLLM("Спецслужбы предотвратили 11 терактов [1].", judgement=4.0)
+    pipeline = _pipeline(built_engine, llm)
+    done = _run(pipeline, "Сколько терактов предотвратили в Бразилии в 1987 году?")[-1].result
+    assert done.signals.missing_numbers + done.signals.missing_names > 0
+    assert pipeline.calibrator.plain.refuses_missing(done.signals)
+    assert done.refused and llm.judged == [] and llm.prompts == []
+    assert done.signals.judgement is None and "judged_s" not in done.timings
+
+
 def test_the_judgement_waits_in_line_with_the_answers():
     """The judgement takes the LLM's one slot like an answer: while another answer holds
     it, the caller is told its place; once it is free, the judgement is the result."""
@@ -164,7 +176,7 @@ def test_a_judged_model_is_used_only_for_its_llm_and_prompt(tmp_path, caplog):
     llm = ScriptedLLM()
 
     chosen = load_calibrator(settings, llm)
-    assert isinstance(chosen, JudgedCalibrator) and chosen.needs_judgement
+    assert isinstance(chosen, JudgedCalibrator)
     # the judgement decides: the same signals, a confident "no" against a confident "yes"
     unsure = replace(Signals(*[0.5] * len(Signals.names())), missing_numbers=0, missing_names=0)
     assert chosen.refuse(replace(unsure, judgement=-5.0), extractive=False)
