@@ -90,6 +90,8 @@ class Engine:
             if llm is None:
                 return None
             llm.warm_prefix(prompts.fixed_messages())
+            if self.settings.llm_judge:
+                llm.warm_prefix(prompts.judge_fixed_messages())
             return SharedLLM(llm, self.llm_slots_queue)
 
     def llm_slots(self) -> int:

@@ -98,8 +98,9 @@ class LlamaCppLLM:
         self.reuse_prefix = settings.llm_reuse_prefix
         self._lock = threading.Lock()  # one generation at a time on one context
         self._first: dict[tuple[str, ...], list[int]] = {}  # judge's words -> first tokens
-        self._prefix: list[int] = []
-        self._prefix_state = None
+        # fixed starts of prompts (the answers', the judge's), evaluated once: their tokens
+        # and KV state, loaded when a prompt begins with one the context does not hold
+        self._prefixes: list[tuple[list[int], object]] = []
 
     def _check_file(self) -> None:
         """llama.cpp maps the model file into memory. Deleting it or renaming another file
@@ -127,7 +128,8 @@ class LlamaCppLLM:
         return len(self.render(messages))
 
     def warm_prefix(self, fixed: list[dict]) -> int:
-        """Evaluate the fixed part of every answer prompt once and keep its KV state."""
+        """Evaluate the fixed start of a kind of prompt (``fixed``, then a user message)
+        once and keep its KV state, so each prompt of that kind prefills only the rest."""
         if not self.reuse_prefix:
             return 0
         probe_a = self.render([*fixed, {"role": "user", "content": "а"}])
@@ -140,9 +142,21 @@ class LlamaCppLLM:
         with self._lock:
             self.llama.reset()
             self.llama.eval(prefix)
-            self._prefix_state = self.llama.save_state()
-            self._prefix = prefix
+            self._prefixes.append((prefix, self.llama.save_state()))
         return len(prefix)
+
+    def _resume(self, tokens: list[int]) -> None:
+        """Before evaluating ``tokens`` (under the lock): the KV state of the fixed start
+        they begin with, unless the context holds it already (llama.cpp then reuses the
+        common start itself). Without prefix reuse, the whole prompt is evaluated."""
+        if not self.reuse_prefix:
+            self.llama.reset()  # baseline: evaluate the whole prompt every time
+            return
+        for prefix, state in self._prefixes:
+            if tokens[: len(prefix)] == prefix:
+                if list(self.llama._input_ids[: len(prefix)]) != prefix:
+                    self.llama.load_state(state)
+                return
 
     def stream(
         self,
@@ -160,15 +174,7 @@ class LlamaCppLLM:
             )
         with self._lock:
             self._check_file()
-            if not self.reuse_prefix:
-                self.llama.reset()  # baseline: evaluate the whole prompt every time
-            cached = list(self.llama._input_ids[: len(self._prefix)])
-            if (
-                self._prefix
-                and tokens[: len(self._prefix)] == self._prefix
-                and cached != self._prefix
-            ):
-                self.llama.load_state(self._prefix_state)
+            self._resume(tokens)
             pieces = self.llama.create_completion(
                 tokens,
                 max_tokens=max_tokens,
@@ -207,8 +213,7 @@ class LlamaCppLLM:
 
         with self._lock:
             self._check_file()
-            if not self.reuse_prefix:
-                self.llama.reset()
+            self._resume(tokens)
             self.llama.create_completion(
                 tokens, max_tokens=1, temperature=0.0, logits_processor=[read]
             )

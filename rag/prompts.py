@@ -128,9 +128,14 @@ JUDGE_YES = ("да", "Да", " да", " Да", "ДА")
 JUDGE_NO = ("нет", "Нет", " нет", " Нет", "НЕТ")
 
 
+def judge_fixed_messages() -> list[dict]:
+    """What every judge prompt begins with (its KV state is kept, see ``rag.llm``)."""
+    return [{"role": "system", "content": JUDGE_SYSTEM}]
+
+
 def judge_messages(text: str, question: str) -> list[dict]:
     return [
-        {"role": "system", "content": JUDGE_SYSTEM},
+        *judge_fixed_messages(),
         {"role": "user", "content": JUDGE_USER.format(text=text, question=question)},
     ]
 

@@ -249,3 +249,11 @@ def test_the_default_llm_judges_an_answer_above_a_non_answer(built_engine):
     judged = [llm.judge(prompts.judge_messages(t, QUESTION), yes, no) for t in (answers, beside)]
     assert all(math.isfinite(j) for j in judged) and judged[0] > judged[1]
     assert isinstance(load_calibrator(settings, llm), JudgedCalibrator)
+    # the judge prompt's start evaluated once and loaded back (the answers' start is in
+    # the context when it is asked) judges as evaluating the prompt from the start does,
+    # up to the rounding of a prompt evaluated in two parts (about 0.1 in log-odds, as
+    # between a whole prompt and one whose start llama.cpp reuses from the previous)
+    assert llm.warm_prefix(prompts.judge_fixed_messages()) > 10
+    assert llm.warm_prefix(prompts.fixed_messages()) > 10
+    kept = [llm.judge(prompts.judge_messages(t, QUESTION), yes, no) for t in (answers, beside)]
+    assert kept == pytest.approx(judged, abs=0.25)
