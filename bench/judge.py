@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -218,13 +219,15 @@ def test_curve(rows: list[dict]) -> None:
     print("|---|---|---|---|")
     for part in [*TEST_PARTS, "all"]:
         chosen = [r for r in rows if part in ("all", r["part"])]
+        kinds = [
+            [as_signals(r) for r in chosen if r["answerable"] == answerable]
+            for answerable in (False, True)
+        ]
         for threshold in thresholds:
+            decision = JudgedCalibrator(replace(judged, threshold=threshold), plain)
             cells = []
-            for answerable in (False, True):
-                kind = [as_signals(r) for r in chosen if r["answerable"] == answerable]
-                refused = [
-                    judged.probability(s) < threshold or plain.refuses_missing(s) for s in kind
-                ]
+            for kind in kinds:
+                refused = [decision.refuse(s, extractive=False) for s in kind]
                 cells.append(f"{sum(refused) / len(refused):.3f}" if refused else "–")
             mark = " (shipped)" if threshold == judged.threshold else ""
             print(f"| {part} | {threshold:.3f}{mark} | {cells[0]} | {cells[1]} |")

@@ -179,6 +179,7 @@ def test_a_judged_model_is_used_only_for_its_llm_and_prompt(tmp_path, caplog):
     assert isinstance(chosen, JudgedCalibrator)
     # the judgement decides: the same signals, a confident "no" against a confident "yes"
     unsure = replace(Signals(*[0.5] * len(Signals.names())), missing_numbers=0, missing_names=0)
+    assert chosen.needs_judgement(unsure)
     assert chosen.refuse(replace(unsure, judgement=-5.0), extractive=False)
     assert not chosen.refuse(replace(unsure, judgement=5.0), extractive=False)
     with pytest.raises(CalibrationError, match="judgement"):
