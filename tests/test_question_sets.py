@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from rag.evaluate import load_questions
+from rag.evaluate import answer_correct, load_questions
 from rag.lexical import tokenize
 from rag.settings import PROJECT_ROOT
 
@@ -83,5 +83,35 @@ def test_news_off_topic_calibration_questions_are_unanswerable_and_new():
     for q in items:
         words = set(tokenize(q["q"]))
         for other in tests:
+            theirs = set(tokenize(other["q"]))
+            assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
+
+
+def test_readers_parts_are_new_questions_split_cleanly():
+    """The readers' parts (written from the five articles alone, before any answer was
+    seen): keys occur in their articles, near misses name a detail no article holds, and
+    no test question shares most of its words with a calibration question."""
+    news = {p.name: p.read_text("utf-8") for p in (PROJECT_ROOT / "corpus").glob("*.txt")}
+    cal = _read(DATA / "readers-calibration.jsonl")
+    test = _read(DATA / "readers-test.jsonl")
+    assert (len(cal), len(test)) == (92, 66)
+    for q in cal + test:
+        assert q["kind"] in ("fact", "unanswerable", "nearmiss"), q["id"]
+        if q["kind"] == "fact":
+            assert answer_correct(news[q["src"][0]], q["any"]), q["id"]
+        else:
+            assert not q["any"] and not q["src"], q["id"]
+        if q["kind"] == "nearmiss":
+            assert not any(_mentions(t, q["detail"]) for t in news.values()), q["id"]
+    others = [
+        q
+        for name in ("dev", "offtopic-calibration", "nearmiss-calibration")
+        for q in _read(DATA / f"{name}.jsonl")
+    ]
+    ids = [q["id"] for q in cal + test + others]
+    assert len(ids) == len(set(ids))
+    for q in test:
+        words = set(tokenize(q["q"]))
+        for other in cal + others:
             theirs = set(tokenize(other["q"]))
             assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
