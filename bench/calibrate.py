@@ -54,11 +54,13 @@ PARTS = {
 # and lowered the news near misses' (docs/calibration.md).
 CHECK_PARTS = {
     "news off-topic cal": (NEWS, ROOT / "index", ROOT / "tests/data/offtopic-calibration.jsonl"),
+    "news readers cal": (NEWS, ROOT / "index", ROOT / "tests/data/readers-calibration.jsonl"),
 }
 TEST_PARTS = {
     "news test": (NEWS, ROOT / "index", ROOT / "tests/data/test.jsonl"),
     "news heldout": (NEWS, ROOT / "index", ROOT / "tests/data/heldout.jsonl"),
     "news near-miss test": (NEWS, ROOT / "index", ROOT / "tests/data/nearmiss-test.jsonl"),
+    "news readers test": (NEWS, ROOT / "index", ROOT / "tests/data/readers-test.jsonl"),
     "xquad-ru test": (XQ / "corpus", XQ / "index", XQ / "test.jsonl"),
 }
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]

@@ -4,6 +4,7 @@
     .venv/bin/python bench/judge.py --analyse-only   # analyse stored rows
     .venv/bin/python bench/judge.py --fit            # also write rag/data/calibration-judged.json
     .venv/bin/python bench/judge.py --test           # the shipped models on the test parts
+    .venv/bin/python bench/judge.py --parts "news dev"  # collect one part again, keep the rest
 
 For every question of the calibration parts (news development set, news near-miss and
 off-topic calibration parts, XQuAD-ru calibration part) the pipeline finds the evidence
@@ -239,18 +240,22 @@ def main() -> int:
     parser.add_argument("--fit", action="store_true", help="write the judged model")
     parser.add_argument("--test", action="store_true", help="the test parts (fits nothing)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--parts", help="collect only these parts (comma-separated), keep the others' rows"
+    )
     args = parser.parse_args()
+    chosen = args.parts.split(",") if args.parts else None
     if args.test:
         if not args.analyse_only:
-            rows, _ = collect(TEST_PARTS, args.threads)
-            write(TEST_OUT, rows)
+            rows, _ = collect(_only(TEST_PARTS, chosen), args.threads)
+            write(TEST_OUT, merged(TEST_OUT, rows, TEST_PARTS, chosen))
         test_parts(read(TEST_OUT))
         test_curve(read(TEST_OUT))
         return 0
     llm = None
     if not args.analyse_only:
-        rows, llm = collect(PARTS, args.threads)
-        write(OUT, rows)
+        rows, llm = collect(_only(PARTS, chosen), args.threads)
+        write(OUT, merged(OUT, rows, PARTS, chosen))
     rows = read(OUT)
     analyse(rows)
     if args.fit:
@@ -261,6 +266,23 @@ def main() -> int:
         fitted.save(judged_path(SHIPPED))
         print(f"written: {judged_path(SHIPPED)}")
     return 0
+
+
+def _only(parts: dict, chosen: list[str] | None) -> dict:
+    unknown = set(chosen or []) - set(parts)
+    if unknown:
+        raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))}; known: {', '.join(parts)}")
+    return {n: spec for n, spec in parts.items() if chosen is None or n in chosen}
+
+
+def merged(path: Path, rows: list[dict], parts: dict, chosen: list[str] | None) -> list[dict]:
+    """``rows`` of the ``chosen`` parts with the stored rows of the others, in the
+    parts' order (all of them new when none are chosen)."""
+    if chosen is None:
+        return rows
+    kept = [r for r in read(path) if r["part"] not in chosen] if path.exists() else []
+    order = list(parts)
+    return sorted(kept + rows, key=lambda r: order.index(r["part"]))
 
 
 def write(path: Path, rows: list[dict]) -> None:

@@ -46,6 +46,8 @@ SETS = {
     "news near-miss cal": (NEWS, ROOT / "tests/data/nearmiss-calibration.jsonl"),
     "news off-topic cal": (NEWS, ROOT / "tests/data/offtopic-calibration.jsonl"),
     "news near-miss test": (NEWS, ROOT / "tests/data/nearmiss-test.jsonl"),
+    "news readers cal": (NEWS, ROOT / "tests/data/readers-calibration.jsonl"),
+    "news readers test": (NEWS, ROOT / "tests/data/readers-test.jsonl"),
     "xquad-ru cal": (XQ / "corpus", XQ / "calibration.jsonl"),
     "xquad-ru test": (XQ / "corpus", XQ / "test.jsonl"),
 }
