@@ -6,8 +6,8 @@
     .venv/bin/python bench/judge.py --test           # the shipped models on the test parts
     .venv/bin/python bench/judge.py --parts "news dev"  # collect one part again, keep the rest
 
-For every question of the calibration parts (news development set, news near-miss and
-off-topic calibration parts, XQuAD-ru calibration part) the pipeline finds the evidence
+For every question of the calibration parts (news development set, news near-miss,
+off-topic and readers' calibration parts, XQuAD-ru calibration part) the pipeline finds the evidence
 and the extractive answer (the quoted sentences) as it does when answering with the
 default LLM, and asks that LLM whether they answer exactly the question
 (``AnswerPipeline.judged``: ``rag.prompts.JUDGE_USER``, the log-odds of "да" against "нет"
@@ -19,10 +19,11 @@ at a threshold set for 5 % false refusals on answerable calibration questions, a
 fitted decision's cross-validated refusals with and without it as one more signal
 (``rag.calibration.held_out_refusals``, weighted as ``bench/calibrate.py`` weights).
 ``--fit`` fits the model answering uses with the LLM on the parts ``bench/calibrate.py``
-fits. Only calibration parts are read, except by ``--test``, which collects the test
-parts once (``bench/data/judge-test.jsonl``) and reports the shipped decision there,
-with the LLM's judgement and without it, and the refusal / false-refusal curve of the
-decision with it at other thresholds; it fits nothing.
+fits and the readers' calibration part. Only calibration parts are read, except by
+``--test``, which collects the test parts once (``bench/data/judge-test.jsonl``) and
+reports the shipped decision there, with the LLM's judgement and without it, and the
+refusal / false-refusal curve of the decision with it at other thresholds; it fits
+nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from calibrate import CHECK_PARTS, TEST_PARTS, corpus_weights  # noqa: E402
-from calibrate import PARTS as FITTED_PARTS  # noqa: E402
+from calibrate import PARTS as PLAIN_PARTS  # noqa: E402
 
 from rag.calibration import (  # noqa: E402
     SHIPPED,
@@ -59,7 +60,11 @@ from rag.signals import Signals  # noqa: E402
 
 OUT = ROOT / "bench" / "data" / "judge.jsonl"
 TEST_OUT = ROOT / "bench" / "data" / "judge-test.jsonl"
-# the parts bench/calibrate.py fits on, and those it only checks
+# The judged model is fitted on the parts bench/calibrate.py fits on and on the readers'
+# calibration part, which the plain model only checks: the plain model's probabilities
+# carry the settings of the missing-detail rule and of the extractive stand-in, set on it
+# as fitted without that part (docs/calibration.md).
+FITTED_PARTS = {**PLAIN_PARTS, "news readers cal": CHECK_PARTS["news readers cal"]}
 PARTS = {**FITTED_PARTS, **CHECK_PARTS}
 WITH_JUDGEMENT = Signals.judged_names()
 
