@@ -10,8 +10,8 @@ parts of both corpora, and print its refusal / false-refusal curve there.
                                                              # per part (no fit written)
 
 Only calibration parts are read: the news development set, the news near-miss
-calibration part and (checked, not fitted) the news off-topic calibration part over
-``corpus/``, the XQuAD-ru calibration part (with its absent-article
+calibration part and (checked, not fitted) the news off-topic and readers' calibration
+parts over ``corpus/``, the XQuAD-ru calibration part (with its absent-article
 and near-miss questions) over ``bench/data/xquad-ru/corpus/``. ``--test`` reads the test
 parts instead, to report the shipped model's curve there; it never fits. Answers on the
 test parts are scored by ``bench/quality.py``. ``rag calibrate`` fits a model on one
@@ -50,8 +50,11 @@ PARTS = {
     "xquad-ru cal": (XQ / "corpus", XQ / "index", XQ / "calibration.jsonl"),
 }
 # Calibration-side questions the model is checked on but not fitted to (``--fit-checks``
-# fits them too): adding them to the fit did not raise their own cross-validated refusal
-# and lowered the news near misses' (docs/calibration.md).
+# fits them too). The off-topic part: adding it to the fit did not raise its own
+# cross-validated refusal and lowered the news near misses'. The readers' part: the
+# settings of the missing-detail rule and of the extractive stand-in were set on this
+# model's probabilities as fitted without it; the judged model (bench/judge.py) fits it
+# (docs/calibration.md).
 CHECK_PARTS = {
     "news off-topic cal": (NEWS, ROOT / "index", ROOT / "tests/data/offtopic-calibration.jsonl"),
     "news readers cal": (NEWS, ROOT / "index", ROOT / "tests/data/readers-calibration.jsonl"),

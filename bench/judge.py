@@ -7,9 +7,9 @@
     .venv/bin/python bench/judge.py --parts "news dev"  # collect one part again, keep the rest
 
 For every question of the calibration parts (news development set, news near-miss,
-off-topic and readers' calibration parts, XQuAD-ru calibration part) the pipeline finds the evidence
-and the extractive answer (the quoted sentences) as it does when answering with the
-default LLM, and asks that LLM whether they answer exactly the question
+off-topic and readers' calibration parts, XQuAD-ru calibration part) the pipeline finds
+the evidence and the extractive answer (the quoted sentences) as it does when answering
+with the default LLM, and asks that LLM whether they answer exactly the question
 (``AnswerPipeline.judged``: ``rag.prompts.JUDGE_USER``, the log-odds of "да" against "нет"
 for its first answer token, one prefill). Rows (with the signals of ``rag.signals``) go
 to ``bench/data/judge.jsonl``.

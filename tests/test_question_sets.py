@@ -33,6 +33,16 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def _assert_no_near_duplicates(items: list[dict], others: list[dict]) -> None:
+    """No question of ``items`` shares most of its words (60 % of the stemmed words of
+    both) with one of ``others``: the rule that split calibration from test questions."""
+    for q in items:
+        words = set(tokenize(q["q"]))
+        for other in others:
+            theirs = set(tokenize(other["q"]))
+            assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
+
+
 def test_near_miss_details_are_absent_from_their_articles():
     news = [p.read_text("utf-8") for p in (PROJECT_ROOT / "corpus").glob("*.txt")]
     items = _read(DATA / "nearmiss-calibration.jsonl") + _read(DATA / "nearmiss-test.jsonl")
@@ -80,11 +90,7 @@ def test_news_off_topic_calibration_questions_are_unanswerable_and_new():
     tests = [
         q for name in ("heldout", "test", "nearmiss-test") for q in _read(DATA / f"{name}.jsonl")
     ]
-    for q in items:
-        words = set(tokenize(q["q"]))
-        for other in tests:
-            theirs = set(tokenize(other["q"]))
-            assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
+    _assert_no_near_duplicates(items, tests)
 
 
 def test_readers_parts_are_new_questions_split_cleanly():
@@ -110,8 +116,4 @@ def test_readers_parts_are_new_questions_split_cleanly():
     ]
     ids = [q["id"] for q in cal + test + others]
     assert len(ids) == len(set(ids))
-    for q in test:
-        words = set(tokenize(q["q"]))
-        for other in cal + others:
-            theirs = set(tokenize(other["q"]))
-            assert len(words & theirs) < 0.6 * len(words | theirs), (q["id"], other["id"])
+    _assert_no_near_duplicates(test, cal + others)
