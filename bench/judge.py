@@ -5,6 +5,7 @@
     .venv/bin/python bench/judge.py --fit            # also write rag/data/calibration-judged.json
     .venv/bin/python bench/judge.py --test           # the shipped models on the test parts
     .venv/bin/python bench/judge.py --parts "news dev"  # collect one part again, keep the rest
+    .venv/bin/python bench/judge.py --rejudge [--test]  # judge the stored rows again (≈ 12 min)
 
 For every question of the calibration parts (news development set, news near-miss,
 off-topic and readers' calibration parts, XQuAD-ru calibration part) the pipeline finds
@@ -23,7 +24,9 @@ fits and the readers' calibration part. Only calibration parts are read, except 
 ``--test``, which collects the test parts once (``bench/data/judge-test.jsonl``) and
 reports the shipped decision there, with the LLM's judgement and without it, and the
 refusal / false-refusal curve of the decision with it at other thresholds; it fits
-nothing.
+nothing. ``--rejudge`` asks the judgement again on the stored rows' quoted sentences,
+with the current prompt, without finding the evidence again: what a change of the
+judge's prompt alone changes (the signals and the quoted sentences do not depend on it).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from calibrate import CHECK_PARTS, TEST_PARTS, corpus_weights  # noqa: E402
 from calibrate import PARTS as PLAIN_PARTS  # noqa: E402
 
+from rag.answer import AnswerPipeline  # noqa: E402
 from rag.calibration import (  # noqa: E402
     SHIPPED,
     FittedCalibrator,
@@ -54,7 +58,10 @@ from rag.calibration import (  # noqa: E402
 )
 from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, load_questions  # noqa: E402
+from rag.followup import standalone_question  # noqa: E402
+from rag.llm import waited  # noqa: E402
 from rag.prompts import judge_prompt_id  # noqa: E402
+from rag.questions import clean_question  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.signals import Signals  # noqa: E402
 
@@ -97,6 +104,30 @@ def collect(parts: dict, threads: int) -> tuple[list[dict], str]:
             )
             print(f"{len(rows)} {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return rows, next(iter(engines.values())).llm.name
+
+
+def rejudge(path: Path, parts: dict, threads: int) -> tuple[list[dict], str]:
+    """The stored rows of ``path``, those of ``parts`` judged again with the current
+    prompt on their stored quoted sentences, and the name of the LLM that judged."""
+    settings = Settings.from_env(llm_threads=threads, llm_batch_threads=threads)
+    llm = Engine(settings).llm
+    # the judgement needs only the LLM: no retriever, no embedder, any calibrator
+    pipeline = AnswerPipeline(settings, None, None, llm, FittedCalibrator.load(SHIPPED, settings))
+    items = {
+        (part, item["id"]): item for part, spec in parts.items() for item in load_questions(spec[2])
+    }
+    rows, started = [], time.perf_counter()
+    for row in read(path):
+        if row["part"] in parts:
+            item = items[(row["part"], row["id"])]
+            # the standalone question bench/judge.py's collection judged (no LLM rewrite)
+            question = clean_question(item["q"], settings.max_question_chars)
+            history = item.get("history") or []
+            question = standalone_question(question, history, settings.history_turns, None)
+            row = {**row, "judge": waited(pipeline.judgement(question, row["answer"]))}
+            print(f"{len(rows) + 1} {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        rows.append(row)
+    return rows, llm.name
 
 
 def as_signals(row: dict) -> Signals:
@@ -248,17 +279,25 @@ def main() -> int:
     parser.add_argument(
         "--parts", help="collect only these parts (comma-separated), keep the others' rows"
     )
+    parser.add_argument(
+        "--rejudge", action="store_true", help="judge the stored rows again, same evidence"
+    )
     args = parser.parse_args()
     chosen = args.parts.split(",") if args.parts else None
     if args.test:
-        if not args.analyse_only:
+        if args.rejudge:
+            write(TEST_OUT, rejudge(TEST_OUT, _only(TEST_PARTS, chosen), args.threads)[0])
+        elif not args.analyse_only:
             rows, _ = collect(_only(TEST_PARTS, chosen), args.threads)
             write(TEST_OUT, merged(TEST_OUT, rows, TEST_PARTS, chosen))
         test_parts(read(TEST_OUT))
         test_curve(read(TEST_OUT))
         return 0
     llm = None
-    if not args.analyse_only:
+    if args.rejudge:
+        rows, llm = rejudge(OUT, _only(PARTS, chosen), args.threads)
+        write(OUT, rows)
+    elif not args.analyse_only:
         rows, llm = collect(_only(PARTS, chosen), args.threads)
         write(OUT, merged(OUT, rows, PARTS, chosen))
     rows = read(OUT)
