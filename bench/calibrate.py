@@ -9,9 +9,9 @@ parts of both corpora, and print its refusal / false-refusal curve there.
     .venv/bin/python bench/calibrate.py --cv [--fit-checks]  # cross-validated refusal
                                                              # per part (no fit written)
 
-Only calibration parts are read: the news development set, the news near-miss and
-readers' calibration parts and (checked, not fitted) the news off-topic calibration part
-over ``corpus/``, the XQuAD-ru calibration part (with its absent-article
+Only calibration parts are read: the news development set, the news near-miss
+calibration part and (checked, not fitted) the news off-topic and readers' calibration
+parts over ``corpus/``, the XQuAD-ru calibration part (with its absent-article
 and near-miss questions) over ``bench/data/xquad-ru/corpus/``. ``--test`` reads the test
 parts instead, to report the shipped model's curve there; it never fits. Answers on the
 test parts are scored by ``bench/quality.py``. ``rag calibrate`` fits a model on one
@@ -48,13 +48,16 @@ PARTS = {
     "news dev": (NEWS, ROOT / "index", ROOT / "tests/data/dev.jsonl"),
     "news near-miss cal": (NEWS, ROOT / "index", ROOT / "tests/data/nearmiss-calibration.jsonl"),
     "xquad-ru cal": (XQ / "corpus", XQ / "index", XQ / "calibration.jsonl"),
-    "news readers cal": (NEWS, ROOT / "index", ROOT / "tests/data/readers-calibration.jsonl"),
 }
 # Calibration-side questions the model is checked on but not fitted to (``--fit-checks``
-# fits them too): adding the off-topic part to the fit did not raise its own
-# cross-validated refusal and lowered the news near misses' (docs/calibration.md).
+# fits them too). The off-topic part: adding it to the fit did not raise its own
+# cross-validated refusal and lowered the news near misses'. The readers' part: the
+# settings of the missing-detail rule and of the extractive stand-in were set on this
+# model's probabilities as fitted without it; the judged model (bench/judge.py) fits it
+# (docs/calibration.md).
 CHECK_PARTS = {
     "news off-topic cal": (NEWS, ROOT / "index", ROOT / "tests/data/offtopic-calibration.jsonl"),
+    "news readers cal": (NEWS, ROOT / "index", ROOT / "tests/data/readers-calibration.jsonl"),
 }
 TEST_PARTS = {
     "news test": (NEWS, ROOT / "index", ROOT / "tests/data/test.jsonl"),
@@ -67,7 +70,7 @@ THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 
 
 def corpus_weights(parts: dict) -> list[float]:
-    """One weight per question so that each corpus counts alike: the 164 news questions
+    """One weight per question so that each corpus counts alike: the 72 news questions
     as much as the 305 XQuAD-ru ones (the news archive is what the app is for)."""
     corpus = {name: spec[0] for name, spec in {**PARTS, **CHECK_PARTS}.items()}
     sizes: dict[Path, int] = {}

@@ -20,7 +20,7 @@ at a threshold set for 5 % false refusals on answerable calibration questions, a
 fitted decision's cross-validated refusals with and without it as one more signal
 (``rag.calibration.held_out_refusals``, weighted as ``bench/calibrate.py`` weights).
 ``--fit`` fits the model answering uses with the LLM on the parts ``bench/calibrate.py``
-fits. Only calibration parts are read, except by
+fits and the readers' calibration part. Only calibration parts are read, except by
 ``--test``, which collects the test parts once (``bench/data/judge-test.jsonl``) and
 reports the shipped decision there, with the LLM's judgement and without it, and the
 refusal / false-refusal curve of the decision with it at other thresholds; it fits
@@ -67,8 +67,11 @@ from rag.signals import Signals  # noqa: E402
 
 OUT = ROOT / "bench" / "data" / "judge.jsonl"
 TEST_OUT = ROOT / "bench" / "data" / "judge-test.jsonl"
-# The judged model is fitted on the parts bench/calibrate.py fits the plain one on.
-FITTED_PARTS = PLAIN_PARTS
+# The judged model is fitted on the parts bench/calibrate.py fits on and on the readers'
+# calibration part, which the plain model only checks: the plain model's probabilities
+# carry the settings of the missing-detail rule and of the extractive stand-in, set on it
+# as fitted without that part (docs/calibration.md).
+FITTED_PARTS = {**PLAIN_PARTS, "news readers cal": CHECK_PARTS["news readers cal"]}
 PARTS = {**FITTED_PARTS, **CHECK_PARTS}
 WITH_JUDGEMENT = Signals.judged_names()
 

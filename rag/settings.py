@@ -190,11 +190,11 @@ class Settings(BaseSettings):
     # When the LLM refuses, or writes an answer its passages do not support, after the
     # fitted model let the question through: from this probability that the articles
     # answer, the extractive answer is shown instead. Set on the calibration parts
-    # (bench/logprobs.py, docs/calibration.md): of 16 such LLM answers, the 6 at 0.67 and
-    # above were all answerable and the extractive answer was right on each; the highest
-    # unanswerable one was at 0.594. 1 turns it off.
+    # (bench/logprobs.py, docs/calibration.md): of 16 such LLM answers, the 8 at 0.627 and
+    # above were all answerable and the extractive answer was right on each; the 8 below
+    # 0.62, 6 unanswerable. 1 turns it off.
     extractive_stand_in: float = _f(
-        0.60,
+        0.62,
         "answers",
         "fitted probability from which article sentences replace an LLM refusal",
         ge=0,
@@ -205,9 +205,7 @@ class Settings(BaseSettings):
     # the fitted probability is below this, even above the model's threshold: the linear
     # model weighs a missing detail lightly, because XQuAD-ru questions spell names unlike
     # their articles, yet between the threshold and the stand-in 5 of the 7 calibration
-    # questions with one were unanswerable; refitted with the readers' part, any value from
-    # 0.55 to 0.70 refuses the same calibration questions (docs/calibration.md). 0 turns
-    # it off.
+    # questions with one were unanswerable (docs/calibration.md). 0 turns it off.
     missing_detail_refusal: float = _f(
         0.62,
         "answers",
