@@ -58,10 +58,8 @@ from rag.calibration import (  # noqa: E402
 )
 from rag.engine import Engine  # noqa: E402
 from rag.evaluate import UNANSWERABLE, load_questions  # noqa: E402
-from rag.followup import standalone_question  # noqa: E402
 from rag.llm import waited  # noqa: E402
 from rag.prompts import judge_prompt_id  # noqa: E402
-from rag.questions import clean_question  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.signals import Signals  # noqa: E402
 
@@ -120,10 +118,8 @@ def rejudge(path: Path, parts: dict, threads: int) -> tuple[list[dict], str]:
     for row in read(path):
         if row["part"] in parts:
             item = items[(row["part"], row["id"])]
-            # the standalone question bench/judge.py's collection judged (no LLM rewrite)
-            question = clean_question(item["q"], settings.max_question_chars)
-            history = item.get("history") or []
-            question = standalone_question(question, history, settings.history_turns, None)
+            # the standalone question the collection judged (no LLM rewrite)
+            question = pipeline.plain_standalone(item["q"], item.get("history"))
             row = {**row, "judge": waited(pipeline.judgement(question, row["answer"]))}
             print(f"{len(rows) + 1} {time.perf_counter() - started:.0f} s", file=sys.stderr)
         rows.append(row)

@@ -127,6 +127,13 @@ class AnswerPipeline:
         fits on them), with the LLM's judgement if ``judge``."""
         return self.judged(question, history, filters, judge)[0]
 
+    def plain_standalone(self, question: str, history=None) -> str:
+        """``question`` cleaned and, as a follow-up, joined to its ``history`` without the
+        LLM's rewrite: the question the decision's signals are measured for (``judged``),
+        so the same with any LLM or none."""
+        question = clean_question(question, self.settings.max_question_chars)
+        return standalone_question(question, history or [], self.settings.history_turns, None)
+
     def judged(
         self, question: str, history=None, filters: Filters | None = None, judge: bool = False
     ) -> tuple[Signals, str, str]:
@@ -135,7 +142,7 @@ class AnswerPipeline:
         they were measured for."""
         question = clean_question(question, self.settings.max_question_chars)
         applied = filters_for(question, self.retriever.index.manifest.get("documents", {}), filters)
-        standalone = standalone_question(question, history or [], self.settings.history_turns, None)
+        standalone = self.plain_standalone(question, history)
         signals, candidate = self.assess(standalone, self.evidence(standalone, filters=applied))
         if judge:
             asked = self.judgement(standalone, candidate)

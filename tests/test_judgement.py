@@ -91,6 +91,19 @@ def test_without_a_judged_model_the_llm_is_not_asked(built_engine):
     assert llm.judged == [] and done.signals.judgement is None and not done.refused
 
 
+def test_a_follow_up_is_judged_as_joined_to_its_history_not_as_rewritten(built_engine):
+    """The decision's signals are measured for the follow-up joined to the question before
+    it, with any LLM or none (``rag calibrate`` and ``bench/judge.py`` fit on them), so the
+    LLM is asked to judge, never to rewrite."""
+    llm = ScriptedLLM("Какие-то теракты", judgement=2.0)
+    pipeline = _pipeline(built_engine, llm)
+    history = [(QUESTION, "Спецслужбы предотвратили 11 терактов [1].")]
+    signals, _, standalone = pipeline.judged("  А  где?", history, judge=True)
+    assert standalone == pipeline.plain_standalone("А где?", history) == f"{QUESTION} А где?"
+    assert signals.judgement == 2.0 and llm.prompts == []
+    assert QUESTION in llm.judged[0][-1]["content"]
+
+
 def test_a_question_a_missing_detail_refuses_is_not_judged(built_engine):
     """A name or number of the question in no passage refuses an unsure question whatever
     the LLM would say: it is refused without the judgement's prefill."""
